@@ -1,0 +1,150 @@
+"""Environment switching in one place.
+
+Everything that differs between the embedded default and production is decided here, from
+environment variables, and nowhere else:
+
+==============================  ==========================  =====================================
+variable                        default                     meaning
+==============================  ==========================  =====================================
+``REVOPS_HOME``                 ``./.revops``               runtime folder (DuckDB file, LanceDB,
+                                                            model store, flow state, sample world)
+``REVOPS_WAREHOUSE``            ``duckdb``                  ``duckdb`` or ``firebolt``
+``REVOPS_DUCKDB_PATH``          ``$REVOPS_HOME/warehouse.duckdb``
+``FIREBOLT_URL``                —                           Firebolt Core / stand-in URL (core mode)
+``FIREBOLT_CLIENT_ID`` / ``FIREBOLT_CLIENT_SECRET`` —       service account (cloud mode)
+``FIREBOLT_ACCOUNT`` / ``FIREBOLT_ENGINE`` —                cloud account and engine names
+``FIREBOLT_DATABASE``           ``revops``                  database
+``REVOPS_VECTOR_URI``           ``$REVOPS_HOME/lancedb``    local path or ``s3://bucket/prefix``
+``REVOPS_MODEL_STORE_URI``      ``$REVOPS_HOME/models``     local path or ``s3://bucket/prefix``
+``REVOPS_SAMPLE_ACCOUNTS``      ``1000``                    size of the generated sample world
+``REVOPS_SAMPLE_SEED``          ``7``                       seed of the generated sample world
+``REVOPS_DRY_RUN``              ``true``                    Execution Agent records, never sends
+``REVOPS_EXECUTOR``             ``in_process`` (embedded)   ``in_process`` or ``multiprocess``
+==============================  ==========================  =====================================
+
+:func:`load_settings` validates the combination eagerly, so a wrong configuration fails when the
+definitions load, with a message naming the setting — not half-way through a run (Dagster's
+``EnvVar`` alone would only fail at run time).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from revops_pipelines.errors import ConfigurationError
+
+WAREHOUSES = ("duckdb", "firebolt")
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    low = raw.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(name, f"expected true/false, got {raw!r}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(name, f"expected an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigurationError(name, f"must be >= {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class FireboltSettings:
+    database: str
+    url: str | None  # Firebolt Core (or the loopback stand-in)
+    account: str | None
+    engine: str | None
+    client_id_var: str = "FIREBOLT_CLIENT_ID"
+    client_secret_var: str = "FIREBOLT_CLIENT_SECRET"
+
+    @property
+    def mode(self) -> str:
+        return "core" if self.url else "cloud"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    warehouse: str
+    duckdb_path: Path
+    firebolt: FireboltSettings | None
+    vector_uri: str
+    model_store_uri: str
+    sample_accounts: int
+    sample_seed: int
+    dry_run: bool
+    executor: str
+
+    @property
+    def sample_dir(self) -> Path:
+        return self.home / "sample_world"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home / "state"
+
+    @property
+    def is_production(self) -> bool:
+        return self.warehouse == "firebolt"
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    home = Path(env.get("REVOPS_HOME") or "./.revops").expanduser().resolve()
+    warehouse = (env.get("REVOPS_WAREHOUSE") or "duckdb").strip().lower()
+    if warehouse not in WAREHOUSES:
+        raise ConfigurationError("REVOPS_WAREHOUSE", f"must be one of {', '.join(WAREHOUSES)}, got {warehouse!r}")
+
+    firebolt = None
+    if warehouse == "firebolt":
+        url = env.get("FIREBOLT_URL") or None
+        firebolt = FireboltSettings(
+            database=env.get("FIREBOLT_DATABASE") or "revops",
+            url=url,
+            account=env.get("FIREBOLT_ACCOUNT") or None,
+            engine=env.get("FIREBOLT_ENGINE") or None,
+        )
+        if not url:
+            for var in ("FIREBOLT_CLIENT_ID", "FIREBOLT_CLIENT_SECRET", "FIREBOLT_ACCOUNT"):
+                if not env.get(var):
+                    raise ConfigurationError(
+                        var,
+                        "is required when REVOPS_WAREHOUSE=firebolt",
+                        "set it, or set FIREBOLT_URL to use Firebolt Core",
+                    )
+
+    executor = (env.get("REVOPS_EXECUTOR") or ("multiprocess" if warehouse == "firebolt" else "in_process")).lower()
+    if executor not in ("in_process", "multiprocess"):
+        raise ConfigurationError("REVOPS_EXECUTOR", f"must be in_process or multiprocess, got {executor!r}")
+    if executor == "multiprocess" and warehouse == "duckdb":
+        # one DuckDB file has one writer; parallel step processes would fight over its lock
+        raise ConfigurationError("REVOPS_EXECUTOR", "multiprocess needs a server warehouse (firebolt)")
+
+    return Settings(
+        home=home,
+        warehouse=warehouse,
+        duckdb_path=Path(env.get("REVOPS_DUCKDB_PATH") or home / "warehouse.duckdb"),
+        firebolt=firebolt,
+        vector_uri=env.get("REVOPS_VECTOR_URI") or str(home / "lancedb"),
+        model_store_uri=env.get("REVOPS_MODEL_STORE_URI") or str(home / "models"),
+        sample_accounts=_int(env, "REVOPS_SAMPLE_ACCOUNTS", 1000, 1),
+        sample_seed=_int(env, "REVOPS_SAMPLE_SEED", 7, 0),
+        dry_run=_bool(env, "REVOPS_DRY_RUN", True),
+        executor=executor,
+    )

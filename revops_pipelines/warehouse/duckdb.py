@@ -1,0 +1,72 @@
+"""DuckDB implementation of the warehouse (the embedded default)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from revops_pipelines.errors import WarehouseError
+from revops_pipelines.warehouse.base import Warehouse
+from revops_pipelines.warehouse.schema import ident
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+class DuckDBWarehouse(Warehouse):
+    """A DuckDB file (default ``$REVOPS_HOME/warehouse.duckdb``).
+
+    One process writes a DuckDB file at a time; connections are short-lived and opening retries
+    while another process holds the lock (``lock_timeout_s``).
+    """
+
+    path: str = Field(description="Path of the DuckDB database file, or ':memory:'.")
+    lock_timeout_s: float = Field(default=60.0, description="How long to wait for another process's lock.")
+
+    @property
+    def dialect(self) -> str:
+        return "duckdb"
+
+    @contextmanager
+    def connect(self) -> Iterator[Any]:
+        import duckdb
+
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                conn = duckdb.connect(self.path)
+                break
+            except duckdb.IOException as err:
+                if "lock" not in str(err).lower() or time.monotonic() > deadline:
+                    raise WarehouseError(f"cannot open DuckDB file {self.path}: {err}") from err
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def _insert_arrow(self, conn: Any, table: str, data: pa.Table) -> None:
+        conn.register("__revops_frame", data)
+        try:
+            cols = ", ".join(data.column_names)
+            conn.execute(f"INSERT INTO {ident(table)} ({cols}) SELECT {cols} FROM __revops_frame")
+        finally:
+            conn.unregister("__revops_frame")
+
+    def _begin(self, conn: Any) -> None:
+        conn.execute("BEGIN TRANSACTION")
+
+    def _commit(self, conn: Any) -> None:
+        conn.execute("COMMIT")
+
+    def _rollback(self, conn: Any) -> None:
+        conn.execute("ROLLBACK")
