@@ -34,8 +34,8 @@ def redact(text: str) -> str:
     for s in sorted(_SECRETS, key=len, reverse=True):
         if s in text:
             text = text.replace(s, "***")
-    text = _KV.sub(lambda m: m.group(1) + "***", text)
-    return _BEARER.sub(lambda m: m.group(1) + " ***", text)
+    text = _BEARER.sub(lambda m: m.group(1) + " ***", text)
+    return _KV.sub(lambda m: m.group(1) + "***", text)
 
 
 def new_trace_id() -> str:

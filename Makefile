@@ -1,0 +1,51 @@
+# RevOps AI Framework on Dagster — the only entry points a user needs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export REVOPS_HOME ?= $(CURDIR)/.revops
+DAGSTER_HOME ?= $(REVOPS_HOME)/dagster_home
+PORT ?= 3000
+
+.PHONY: install demo test test-fast dev lint format validate bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## materialise everything on the embedded default, run the churn-prevention flow, print a summary
+demo: install
+	$(BIN)/revops demo
+
+## the whole test suite (what CI runs)
+test: install
+	$(BIN)/pytest -q
+
+## unit tests only (skips the slow end-to-end tests)
+test-fast: install
+	$(BIN)/pytest -q -m "not slow"
+
+## Dagster UI + daemon on workspace.yaml (run `make demo` first to see its materialisations)
+dev: install
+	mkdir -p $(DAGSTER_HOME)
+	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+
+validate: install
+	$(BIN)/dagster definitions validate -w workspace.yaml
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(REVOPS_HOME) .pytest_cache .ruff_cache

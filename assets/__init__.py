@@ -1,0 +1,1 @@
+"""Ingestion, warehouse and feature assets with their checks (one module per source / domain)."""

@@ -1,0 +1,260 @@
+"""Derived tables: call sentiment and the account-level feature table, one partition per snapshot.
+
+``account_features`` is computed in warehouse SQL per monthly snapshot date using only data dated
+on or before the snapshot (no leakage); the label ``churned_in_horizon`` looks *after* it and is
+null while its window is not yet observable.
+"""
+
+import os
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from revops_pipelines.checks import sql_check
+from revops_pipelines.raw import column_schema, merge_metadata
+from revops_pipelines.text.sentiment import score_sentences
+from revops_pipelines.warehouse import Warehouse, table
+
+SENTIMENT = table(
+    "gong_call_sentiment",
+    [
+        ("call_id", "TEXT"),
+        ("sentiment", "DOUBLE", False),
+        ("positive_share", "DOUBLE", False),
+        ("negative_share", "DOUBLE", False),
+        ("risk_mentions", "INTEGER", False),
+        ("sentences", "INTEGER", False),
+    ],
+    keys=("call_id",),
+    description="Per-call transcript sentiment (lexicon, negation-aware) and churn-risk phrase mentions.",
+    group="features",
+)
+
+
+@dg.asset(
+    group_name="features",
+    kinds={"python"},
+    deps=["raw_gong_transcripts"],
+    description=SENTIMENT.description,
+    metadata={"dagster/column_schema": column_schema(SENTIMENT)},
+)
+def gong_call_sentiment(warehouse: Warehouse) -> dg.MaterializeResult:
+    df = warehouse.query("SELECT call_id, seq, text FROM raw_gong_transcripts ORDER BY call_id, seq")
+    rows = []
+    for call_id, g in df.groupby("call_id", sort=True):
+        s = score_sentences(g["text"])
+        rows.append((call_id, s.score, s.positive_share, s.negative_share, s.risk_mentions, s.sentences))
+    out = pd.DataFrame(rows, columns=SENTIMENT.column_names)
+    result = warehouse.replace_table(SENTIMENT, out)
+    return dg.MaterializeResult(
+        metadata={**merge_metadata(result), "mean_sentiment": float(out["sentiment"].mean()) if len(out) else 0.0}
+    )
+
+
+FEATURES = table(
+    "account_features",
+    [
+        ("account_id", "TEXT"),
+        ("snapshot_date", "DATE"),
+        ("segment", "TEXT"),
+        ("plan", "TEXT"),
+        ("billing_frequency", "TEXT"),
+        ("seats", "INTEGER"),
+        ("arr", "DOUBLE"),
+        ("tenure_days", "INTEGER"),
+        ("days_to_renewal", "INTEGER"),
+        ("util_30d", "DOUBLE"),
+        ("util_prev_60d", "DOUBLE"),
+        ("usage_trend", "DOUBLE"),
+        ("usage_slope_90d", "DOUBLE"),
+        ("sessions_30d", "DOUBLE"),
+        ("features_used_30d", "DOUBLE"),
+        ("days_since_active", "INTEGER"),
+        ("calls_90d", "INTEGER"),
+        ("sentiment_90d", "DOUBLE"),
+        ("negative_share_90d", "DOUBLE"),
+        ("risk_mentions_90d", "INTEGER"),
+        ("tickets_90d", "INTEGER"),
+        ("high_tickets_90d", "INTEGER"),
+        ("open_tickets", "INTEGER"),
+        ("overdue_invoices", "INTEGER"),
+        ("meddpicc_completeness", "DOUBLE"),
+        ("churned_in_horizon", "BOOLEAN"),
+    ],
+    keys=("account_id", "snapshot_date"),
+    primary_index=("snapshot_date", "account_id"),
+    description="Account features as of each monthly snapshot date, with the churn label after it.",
+    group="features",
+)
+FEATURE_COLUMNS = [c for c in FEATURES.column_names if c not in ("account_id", "snapshot_date", "churned_in_horizon")]
+CATEGORICAL = ("segment", "plan", "billing_frequency")
+
+# One statement, parameters: snapshot date, horizon days. Every source is cut at the snapshot.
+FEATURES_SQL = """
+WITH p AS (SELECT CAST(? AS DATE) AS snap, CAST(? AS INTEGER) AS horizon),
+acct AS (
+  SELECT a.*, p.snap, p.horizon FROM raw_sf_accounts a, p
+  WHERE NOT a.is_deleted AND a.customer_since <= p.snap AND (a.churn_date IS NULL OR a.churn_date > p.snap)
+),
+u AS (
+  SELECT u.account_id,
+    AVG(CASE WHEN u.usage_date > p.snap - 30 THEN u.active_users::DOUBLE / NULLIF(u.seats, 0) END) AS util_30d,
+    AVG(CASE WHEN u.usage_date <= p.snap - 30 THEN u.active_users::DOUBLE / NULLIF(u.seats, 0) END) AS util_prev_60d,
+    REGR_SLOPE(u.active_users::DOUBLE / NULLIF(u.seats, 0), (u.usage_date - p.snap)::DOUBLE) AS usage_slope_90d,
+    AVG(CASE WHEN u.usage_date > p.snap - 30 THEN u.sessions END) AS sessions_30d,
+    AVG(CASE WHEN u.usage_date > p.snap - 30 THEN u.features_used END) AS features_used_30d
+  FROM raw_product_usage u, p
+  WHERE u.usage_date <= p.snap AND u.usage_date > p.snap - 90
+  GROUP BY u.account_id
+),
+last_active AS (
+  SELECT u.account_id, MAX(u.usage_date) AS last_day FROM raw_product_usage u, p
+  WHERE u.usage_date <= p.snap AND u.active_users > 0 GROUP BY u.account_id
+),
+c AS (
+  SELECT g.account_id, COUNT(*) AS calls_90d, AVG(s.sentiment) AS sentiment_90d,
+    AVG(s.negative_share) AS negative_share_90d, SUM(s.risk_mentions) AS risk_mentions_90d
+  FROM raw_gong_calls g JOIN gong_call_sentiment s ON s.call_id = g.call_id, p
+  WHERE CAST(g.started AS DATE) <= p.snap AND CAST(g.started AS DATE) > p.snap - 90
+  GROUP BY g.account_id
+),
+t AS (
+  SELECT k.account_id,
+    COUNT(CASE WHEN CAST(k.created_at AS DATE) > p.snap - 90 THEN 1 END) AS tickets_90d,
+    COUNT(CASE WHEN CAST(k.created_at AS DATE) > p.snap - 90 AND k.priority IN ('High', 'Critical') THEN 1 END)
+      AS high_tickets_90d,
+    COUNT(CASE WHEN k.closed_at IS NULL OR CAST(k.closed_at AS DATE) > p.snap THEN 1 END) AS open_tickets
+  FROM raw_sf_cases k, p
+  WHERE NOT k.is_deleted AND CAST(k.created_at AS DATE) <= p.snap
+  GROUP BY k.account_id
+),
+b AS (
+  SELECT i.account_id, COUNT(*) AS overdue_invoices FROM raw_billing_invoices i, p
+  WHERE i.due_date < p.snap AND i.due_date >= p.snap - 180
+    AND (i.paid_at IS NULL OR CAST(i.paid_at AS DATE) > p.snap)
+  GROUP BY i.account_id
+),
+renewal AS (
+  SELECT o.account_id, MIN(o.close_date) AS next_renewal,
+    ARG_MIN(
+      ((o.meddpicc_metrics IS NOT NULL)::INT + (o.meddpicc_economic_buyer IS NOT NULL)::INT
+       + (o.meddpicc_decision_criteria IS NOT NULL)::INT + (o.meddpicc_decision_process IS NOT NULL)::INT
+       + (o.meddpicc_paper_process IS NOT NULL)::INT + (o.meddpicc_identify_pain IS NOT NULL)::INT
+       + (o.meddpicc_champion IS NOT NULL)::INT + (o.meddpicc_competition IS NOT NULL)::INT) / 8.0,
+      o.close_date) AS meddpicc_completeness
+  FROM raw_sf_opportunities o, p
+  WHERE o.type = 'Renewal' AND o.close_date > p.snap AND CAST(o.created_at AS DATE) <= p.snap
+    AND NOT o.is_deleted
+  GROUP BY o.account_id
+)
+SELECT acct.account_id, acct.snap AS snapshot_date, acct.segment, acct.plan, acct.billing_frequency,
+  acct.seats, acct.arr, (acct.snap - acct.customer_since) AS tenure_days,
+  CASE
+    WHEN acct.billing_frequency = 'Monthly' THEN 30 - ((acct.snap - acct.customer_since) % 30)
+    ELSE COALESCE(renewal.next_renewal - acct.snap, 365 - ((acct.snap - acct.customer_since) % 365))
+  END AS days_to_renewal,
+  u.util_30d, u.util_prev_60d,
+  CASE WHEN u.util_prev_60d > 0 THEN u.util_30d / u.util_prev_60d END AS usage_trend,
+  u.usage_slope_90d, u.sessions_30d, u.features_used_30d,
+  COALESCE(acct.snap - last_active.last_day, acct.snap - acct.customer_since) AS days_since_active,
+  COALESCE(c.calls_90d, 0) AS calls_90d, c.sentiment_90d, c.negative_share_90d,
+  COALESCE(c.risk_mentions_90d, 0) AS risk_mentions_90d,
+  COALESCE(t.tickets_90d, 0) AS tickets_90d, COALESCE(t.high_tickets_90d, 0) AS high_tickets_90d,
+  COALESCE(t.open_tickets, 0) AS open_tickets, COALESCE(b.overdue_invoices, 0) AS overdue_invoices,
+  renewal.meddpicc_completeness,
+  CASE
+    WHEN acct.churn_date IS NOT NULL AND acct.churn_date <= acct.snap + acct.horizon THEN TRUE
+    WHEN acct.snap + acct.horizon <= (SELECT MAX(usage_date) FROM raw_product_usage) THEN FALSE
+  END AS churned_in_horizon
+FROM acct
+LEFT JOIN u ON u.account_id = acct.account_id
+LEFT JOIN last_active ON last_active.account_id = acct.account_id
+LEFT JOIN c ON c.account_id = acct.account_id
+LEFT JOIN t ON t.account_id = acct.account_id
+LEFT JOIN b ON b.account_id = acct.account_id
+LEFT JOIN renewal ON renewal.account_id = acct.account_id
+ORDER BY acct.account_id
+"""
+
+
+def snapshot_partitions() -> dg.MonthlyPartitionsDefinition:
+    """Monthly snapshot dates. Defaults cover the default sample world (2024-01 .. 2025-12)."""
+    return dg.MonthlyPartitionsDefinition(
+        start_date=os.environ.get("REVOPS_SNAPSHOT_START", "2024-07-01"),
+        end_date=os.environ.get("REVOPS_SNAPSHOT_END", "2026-01-01"),
+    )
+
+
+SNAPSHOTS = snapshot_partitions()
+
+
+class FeatureConfig(dg.Config):
+    horizon_days: int = Field(default=90, ge=7, le=730, description="Churn label horizon after the snapshot.")
+
+
+@dg.asset(
+    group_name="features",
+    kinds={"sql"},
+    partitions_def=SNAPSHOTS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[
+        "raw_sf_accounts",
+        "raw_sf_opportunities",
+        "raw_sf_cases",
+        "raw_product_usage",
+        "raw_billing_invoices",
+        "raw_gong_calls",
+        "gong_call_sentiment",
+    ],
+    description=FEATURES.description,
+    metadata={"dagster/column_schema": column_schema(FEATURES)},
+)
+def account_features(
+    context: dg.AssetExecutionContext, config: FeatureConfig, warehouse: Warehouse
+) -> dg.MaterializeResult:
+    """Recomputes each snapshot in the run's partition range (one run per backfill) and replaces
+    exactly that snapshot's rows, so re-runs and backfills never duplicate."""
+    window = context.partition_time_window
+    snapshots = pd.date_range(window.start.date(), window.end.date(), freq="MS", inclusive="left")
+    frames = []
+    for snap in snapshots:
+        frames.append(warehouse.query(FEATURES_SQL, [snap.date().isoformat(), config.horizon_days]))
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FEATURES.column_names)
+    result = warehouse.replace_where(
+        FEATURES,
+        df[FEATURES.column_names],
+        "snapshot_date >= ? AND snapshot_date < ?",
+        [window.start.date(), window.end.date()],
+    )
+    labelled = df["churned_in_horizon"].notna()
+    return dg.MaterializeResult(
+        metadata={
+            **merge_metadata(result),
+            "snapshots": dg.MetadataValue.text(", ".join(s.date().isoformat() for s in snapshots)),
+            "rows_in_range": len(df),
+            "labelled_rows": int(labelled.sum()),
+            "churn_rate": float(df.loc[labelled, "churned_in_horizon"].astype(float).mean()) if labelled.any() else 0.0,
+        }
+    )
+
+
+ASSETS = [gong_call_sentiment, account_features]
+TABLES = [SENTIMENT, FEATURES]
+CHECKS = [
+    sql_check(
+        "account_features",
+        "account_features_no_future_churned",
+        "SELECT COUNT(*) FROM account_features f JOIN raw_sf_accounts a ON a.account_id = f.account_id "
+        "WHERE a.churn_date IS NOT NULL AND a.churn_date <= f.snapshot_date",
+        description="no account appears in a snapshot on or after its churn date (no leakage of churned accounts)",
+        blocking=True,
+    ),
+    sql_check(
+        "account_features",
+        "account_features_utilisation_range",
+        "SELECT COUNT(*) FROM account_features WHERE util_30d < 0 OR util_30d > 2",
+        description="30-day utilisation lies in [0, 2]",
+        blocking=True,
+    ),
+]

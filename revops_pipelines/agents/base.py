@@ -1,0 +1,125 @@
+"""The common agent contract.
+
+An agent exposes named actions. Each action declares a pydantic parameter model and a pydantic
+output model; :meth:`Agent.run` validates the parameters (unknown fields rejected, errors name the
+field), runs the action under a trace id, validates the output before it leaves the agent and
+records a metric row (calls, latency, outcome) in ``agent_metrics``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import dagster as dg
+import pandas as pd
+from pydantic import BaseModel, Field
+
+from revops_pipelines.errors import ValidationFailed
+from revops_pipelines.logging import get_logger, trace
+from revops_pipelines.validation import parse
+from revops_pipelines.warehouse import Warehouse, table
+
+log = get_logger("agents")
+
+METRICS = table(
+    "agent_metrics",
+    [
+        ("call_id", "TEXT"),
+        ("trace_id", "TEXT", False),
+        ("agent", "TEXT", False),
+        ("agent_version", "TEXT", False),
+        ("action", "TEXT", False),
+        ("started_at", "TIMESTAMP", False),
+        ("latency_ms", "DOUBLE", False),
+        ("status", "TEXT", False),
+        ("items_out", "INTEGER"),
+        ("error", "TEXT"),
+    ],
+    keys=("call_id",),
+    description="One row per agent action call: latency, outcome, error.",
+    group="agents",
+)
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    params: type[BaseModel]
+    output: type[BaseModel]
+    handler: Callable[..., BaseModel]
+    description: str = ""
+
+
+class AgentRuntime(dg.ConfigurableResource):
+    """Settings shared by all agents (from settings/env): dry-run, action guardrails."""
+
+    dry_run: bool = Field(default=True, description="Execution Agent records actions without sending them.")
+    max_actions_per_run: int = Field(default=500, ge=1, description="Guardrail: refuse runs planning more.")
+
+
+class Agent:
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+    actions: ClassVar[dict[str, ActionSpec]]
+
+    def __init__(self, warehouse: Warehouse, runtime: AgentRuntime | None = None):
+        self.warehouse = warehouse
+        self.runtime = runtime or AgentRuntime()
+
+    @classmethod
+    def action_names(cls) -> list[str]:
+        return sorted(cls.actions)
+
+    def run(self, action: str, params: dict[str, Any], context: dict[str, Any] | None = None) -> BaseModel:
+        if action not in self.actions:
+            raise ValidationFailed(f"{self.name} action", [f"action: unknown action {action!r} (one of {self.action_names()})"])
+        spec = self.actions[action]
+        p = parse(spec.params, params, f"{self.name}.{action} parameters")
+        started = time.perf_counter()
+        now = datetime.now(UTC).replace(tzinfo=None)
+        status, err, items = "ok", None, None
+        with trace() as trace_id:
+            try:
+                out = spec.handler(self, p, context or {})
+                out = parse(spec.output, out, f"{self.name}.{action} output")
+                items = _count_items(out)
+                return out
+            except Exception as e:
+                status, err = "error", f"{type(e).__name__}: {e}"[:500]
+                raise
+            finally:
+                latency = (time.perf_counter() - started) * 1000
+                log.info(f"{self.name}.{action} {status} in {latency:.1f} ms")
+                self._record_metric(trace_id, action, now, latency, status, items, err)
+
+    def _record_metric(self, trace_id, action, started, latency, status, items, err) -> None:
+        row = pd.DataFrame(
+            [
+                {
+                    "call_id": f"{trace_id}-{self.name}-{action}",
+                    "trace_id": trace_id,
+                    "agent": self.name,
+                    "agent_version": self.version,
+                    "action": action,
+                    "started_at": started,
+                    "latency_ms": latency,
+                    "status": status,
+                    "items_out": items,
+                    "error": err,
+                }
+            ]
+        )
+        try:
+            self.warehouse.merge(METRICS, row)
+        except Exception as e:  # metrics must never hide the action's own outcome
+            log.warning(f"could not record agent metric: {e}")
+
+
+def _count_items(out: BaseModel) -> int | None:
+    for attr in ("decisions", "action_results"):
+        if hasattr(out, attr):
+            return len(getattr(out, attr))
+    return None

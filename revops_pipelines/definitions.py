@@ -1,0 +1,78 @@
+"""The one root of the code location: assets, checks, flow jobs, schedules and resources.
+
+Environment (embedded default vs production) is decided by :mod:`revops_pipelines.settings`; a
+wrong configuration fails here, at load, with a message naming the setting.
+"""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from assets import features, gong, hubspot, product, salesforce, sample_world
+from kb_assets import assets as kb
+from models import churn
+from revops_pipelines.flows.compiler import compile_flows
+from revops_pipelines.flows.loader import load_all
+from revops_pipelines.resources import build_resources
+from revops_pipelines.settings import load_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DOMAINS = (sample_world, salesforce, hubspot, gong, product, features, churn, kb)
+
+
+def flows_dir() -> Path:
+    return Path(os.environ.get("REVOPS_FLOWS_DIR") or PROJECT_ROOT / "flows_yaml")
+
+
+def build_definitions() -> dg.Definitions:
+    settings = load_settings()
+    assets = [sample_world.sample_world, sample_world.sample_oracle]
+    checks = []
+    for domain in DOMAINS:
+        assets.extend(getattr(domain, "ASSETS", []))
+        checks.extend(getattr(domain, "CHECKS", []))
+    flow_jobs, flow_schedules = compile_flows(load_all(flows_dir()))
+
+    ingest = dg.define_asset_job(
+        "ingest_sample_world",
+        selection=dg.AssetSelection.groups("sample_world", "raw_salesforce", "raw_hubspot", "raw_gong")
+        | dg.AssetSelection.groups("raw_product", "raw_billing")
+        | dg.AssetSelection.assets("sample_oracle", "gong_call_sentiment"),
+        description="Load every raw table from the sample world (stand-in for the live connectors).",
+    )
+    train = dg.define_asset_job(
+        "train_and_score",
+        selection=dg.AssetSelection.assets("churn_model", "churn_scores"),
+        description="Retrain the churn model on all labelled snapshots and score current customers.",
+    )
+    features_job = dg.define_asset_job(
+        "build_features",
+        selection=dg.AssetSelection.assets("account_features"),
+        description="Compute account features for a range of snapshot partitions (single-run backfills).",
+    )
+    kb_job = dg.define_asset_job(
+        "refresh_knowledge_base",
+        selection=dg.AssetSelection.groups("knowledge_base"),
+        description="Validate, chunk and (incrementally) embed the knowledge base into LanceDB.",
+    )
+    executor = dg.in_process_executor if settings.executor == "in_process" else dg.multiprocess_executor
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=checks,
+        jobs=[ingest, features_job, train, kb_job, *flow_jobs],
+        schedules=[
+            *flow_schedules,
+            dg.ScheduleDefinition(
+                name="weekly_retrain",
+                job=train,
+                cron_schedule="0 3 * * 0",
+                default_status=dg.DefaultScheduleStatus.STOPPED,
+            ),
+        ],
+        resources=build_resources(settings),
+        executor=executor,
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,1 @@
+"""YAML flows: the typed spec, a loader that reports file:line:column, and the Dagster compiler."""

@@ -1,0 +1,1 @@
+"""Text processing for call transcripts and tickets (sentiment, risk phrases)."""

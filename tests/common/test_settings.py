@@ -1,0 +1,52 @@
+import pytest
+
+from revops_pipelines.errors import ConfigurationError
+from revops_pipelines.settings import load_settings
+
+
+def test_embedded_default_lives_under_revops_home(tmp_path):
+    s = load_settings({"REVOPS_HOME": str(tmp_path)})
+    assert s.warehouse == "duckdb"
+    assert s.duckdb_path == tmp_path / "warehouse.duckdb"
+    assert s.vector_uri == str(tmp_path / "lancedb")
+    assert s.model_store_uri == str(tmp_path / "models")
+    assert s.dry_run is True
+    assert s.executor == "in_process"
+
+
+@pytest.mark.parametrize("missing", ["FIREBOLT_CLIENT_ID", "FIREBOLT_CLIENT_SECRET", "FIREBOLT_ACCOUNT"])
+def test_firebolt_cloud_without_credentials_names_the_setting(missing):
+    env = {
+        "REVOPS_WAREHOUSE": "firebolt",
+        "FIREBOLT_CLIENT_ID": "id",
+        "FIREBOLT_CLIENT_SECRET": "s3cr3t-value",
+        "FIREBOLT_ACCOUNT": "acme",
+    }
+    del env[missing]
+    with pytest.raises(ConfigurationError) as exc:
+        load_settings(env)
+    assert exc.value.setting == missing
+    assert missing in str(exc.value)
+    assert "s3cr3t-value" not in str(exc.value)
+
+
+def test_firebolt_core_needs_only_url():
+    s = load_settings({"REVOPS_WAREHOUSE": "firebolt", "FIREBOLT_URL": "http://127.0.0.1:3473"})
+    assert s.firebolt.mode == "core"
+    assert s.executor == "multiprocess"
+
+
+@pytest.mark.parametrize(
+    "env, setting",
+    [
+        ({"REVOPS_WAREHOUSE": "snowflake"}, "REVOPS_WAREHOUSE"),
+        ({"REVOPS_DRY_RUN": "maybe"}, "REVOPS_DRY_RUN"),
+        ({"REVOPS_SAMPLE_ACCOUNTS": "0"}, "REVOPS_SAMPLE_ACCOUNTS"),
+        ({"REVOPS_SAMPLE_SEED": "-1"}, "REVOPS_SAMPLE_SEED"),
+        ({"REVOPS_EXECUTOR": "multiprocess"}, "REVOPS_EXECUTOR"),
+    ],
+)
+def test_invalid_settings_are_named(env, setting):
+    with pytest.raises(ConfigurationError) as exc:
+        load_settings(env)
+    assert exc.value.setting == setting
