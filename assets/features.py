@@ -8,10 +8,10 @@ null while its window is not yet observable.
 import os
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from revops_pipelines.checks import sql_check
+from revops_pipelines.lazy import pd
 from revops_pipelines.raw import column_schema, merge_metadata
 from revops_pipelines.text.sentiment import score_sentences
 from revops_pipelines.warehouse import Warehouse, table
@@ -48,7 +48,10 @@ def gong_call_sentiment(warehouse: Warehouse) -> dg.MaterializeResult:
     out = pd.DataFrame(rows, columns=SENTIMENT.column_names)
     result = warehouse.replace_table(SENTIMENT, out)
     return dg.MaterializeResult(
-        metadata={**merge_metadata(result), "mean_sentiment": float(out["sentiment"].mean()) if len(out) else 0.0}
+        metadata={
+            **merge_metadata(result),
+            "mean_sentiment": float(out["sentiment"].mean()) if len(out) else 0.0,
+        }
     )
 
 
@@ -87,7 +90,9 @@ FEATURES = table(
     description="Account features as of each monthly snapshot date, with the churn label after it.",
     group="features",
 )
-FEATURE_COLUMNS = [c for c in FEATURES.column_names if c not in ("account_id", "snapshot_date", "churned_in_horizon")]
+FEATURE_COLUMNS = [
+    c for c in FEATURES.column_names if c not in ("account_id", "snapshot_date", "churned_in_horizon")
+]
 CATEGORICAL = ("segment", "plan", "billing_frequency")
 
 # One statement, parameters: snapshot date, horizon days. Every source is cut at the snapshot.
@@ -234,7 +239,9 @@ def account_features(
             "snapshots": dg.MetadataValue.text(", ".join(s.date().isoformat() for s in snapshots)),
             "rows_in_range": len(df),
             "labelled_rows": int(labelled.sum()),
-            "churn_rate": float(df.loc[labelled, "churned_in_horizon"].astype(float).mean()) if labelled.any() else 0.0,
+            "churn_rate": float(df.loc[labelled, "churned_in_horizon"].astype(float).mean())
+            if labelled.any()
+            else 0.0,
         }
     )
 

@@ -1,10 +1,11 @@
 """Gong raw tables: calls (from /v2/calls/extensive, with CRM context) and transcript sentences."""
 
+from __future__ import annotations
+
 import json
 
-import pandas as pd
-
 from revops_pipelines.checks import not_null_check, references_check, unique_check
+from revops_pipelines.lazy import pd
 from revops_pipelines.raw import raw_table_asset
 from revops_pipelines.sources import SampleWorldSource
 from revops_pipelines.warehouse import table
@@ -34,7 +35,7 @@ CALLS = table(
         ("questions_non_company", "INTEGER"),
     ],
     keys=("call_id",),
-    primary_index=("account_id", "started"),
+    primary_index=("started", "call_id"),
     description="Gong calls with CRM context (account, opportunity), parties, content and interaction stats.",
 )
 

@@ -1,8 +1,9 @@
 """HubSpot raw tables: companies and contacts (CRM v3 object shapes: id + string properties)."""
 
-import pandas as pd
+from __future__ import annotations
 
 from revops_pipelines.checks import unique_check
+from revops_pipelines.lazy import pd
 from revops_pipelines.raw import raw_table_asset
 from revops_pipelines.sources import SampleWorldSource
 from revops_pipelines.warehouse import table
@@ -48,7 +49,11 @@ def _objects(records, props: dict[str, str], numeric: tuple[str, ...] = ()) -> p
     rows = []
     for r in records:
         p = r.get("properties") or {}
-        row = {"created_at": r.get("createdAt"), "updated_at": r.get("updatedAt"), "archived": r.get("archived", False)}
+        row = {
+            "created_at": r.get("createdAt"),
+            "updated_at": r.get("updatedAt"),
+            "archived": r.get("archived", False),
+        }
         row.update({col: p.get(name) for col, name in props.items()})
         rows.append(row)
     df = pd.DataFrame(rows)
@@ -68,7 +73,10 @@ def _companies(src: SampleWorldSource) -> pd.DataFrame:
         "lifecycle_stage": "lifecyclestage",
         "sf_account_id": "salesforceaccountid",
     }
-    recs = ({**r, "properties": {**r["properties"], "hs_object_id": r["id"]}} for r in src.records("hubspot/companies.jsonl"))
+    recs = (
+        {**r, "properties": {**r["properties"], "hs_object_id": r["id"]}}
+        for r in src.records("hubspot/companies.jsonl")
+    )
     df = _objects(recs, props, numeric=("employees", "annual_revenue"))
     df["employees"] = df["employees"].astype("Int64")
     return df[COMPANIES.column_names]
@@ -83,7 +91,10 @@ def _contacts(src: SampleWorldSource) -> pd.DataFrame:
         "job_title": "jobtitle",
         "company_id": "associatedcompanyid",
     }
-    recs = ({**r, "properties": {**r["properties"], "hs_object_id": r["id"]}} for r in src.records("hubspot/contacts.jsonl"))
+    recs = (
+        {**r, "properties": {**r["properties"], "hs_object_id": r["id"]}}
+        for r in src.records("hubspot/contacts.jsonl")
+    )
     return _objects(recs, props)[CONTACTS.column_names]
 
 

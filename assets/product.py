@@ -1,10 +1,11 @@
 """Product usage (daily, per account) and billing invoices (Stripe-like shapes)."""
 
+from __future__ import annotations
+
 from datetime import UTC, datetime
 
-import pandas as pd
-
 from revops_pipelines.checks import references_check, sql_check, unique_check
+from revops_pipelines.lazy import pd
 from revops_pipelines.raw import raw_table_asset
 from revops_pipelines.sources import SampleWorldSource
 from revops_pipelines.warehouse import table
@@ -81,7 +82,9 @@ def _invoices(src: SampleWorldSource) -> pd.DataFrame:
 
 
 raw_product_usage = raw_table_asset(USAGE, _usage, source="product", description=USAGE.description)
-raw_billing_invoices = raw_table_asset(INVOICES, _invoices, source="billing", description=INVOICES.description)
+raw_billing_invoices = raw_table_asset(
+    INVOICES, _invoices, source="billing", description=INVOICES.description
+)
 
 ASSETS = [raw_product_usage, raw_billing_invoices]
 TABLES = [USAGE, INVOICES]

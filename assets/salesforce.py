@@ -1,9 +1,9 @@
 """Salesforce raw tables: Account, Contact, Opportunity, Case (REST record shapes)."""
 
-
-import pandas as pd
+from __future__ import annotations
 
 from revops_pipelines.checks import not_null_check, references_check, sql_check, unique_check
+from revops_pipelines.lazy import pd
 from revops_pipelines.raw import raw_table_asset
 from revops_pipelines.sources import SampleWorldSource
 from revops_pipelines.warehouse import table
@@ -120,7 +120,12 @@ def _frame(records, mapping: dict[str, str]) -> pd.DataFrame:
 
 
 def _common(prefix: dict[str, str]) -> dict[str, str]:
-    return {**prefix, "created_at": "CreatedDate", "system_modstamp": "SystemModstamp", "is_deleted": "IsDeleted"}
+    return {
+        **prefix,
+        "created_at": "CreatedDate",
+        "system_modstamp": "SystemModstamp",
+        "is_deleted": "IsDeleted",
+    }
 
 
 def _accounts(src: SampleWorldSource) -> pd.DataFrame:
@@ -176,7 +181,12 @@ def _opportunities(src: SampleWorldSource) -> pd.DataFrame:
             "owner_id": "OwnerId",
         }
     )
-    m.update({f"meddpicc_{k}": "MEDDPICC_" + "_".join(p.capitalize() for p in k.split("_")) + "__c" for k in MEDDPICC})
+    m.update(
+        {
+            f"meddpicc_{k}": "MEDDPICC_" + "_".join(p.capitalize() for p in k.split("_")) + "__c"
+            for k in MEDDPICC
+        }
+    )
     return _frame(src.records(SF + "Opportunity.jsonl"), m)[OPPORTUNITIES.column_names]
 
 

@@ -1,6 +1,5 @@
 """The sample world: generated vendor-shaped data with ground truth (stand-in for live sources)."""
 
-
 import dagster as dg
 
 from revops_pipelines.raw import raw_table_asset

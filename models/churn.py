@@ -10,12 +10,11 @@ import base64
 import subprocess
 
 import dagster as dg
-import numpy as np
-import pandas as pd
 from pydantic import Field
 
 from assets.features import CATEGORICAL, FEATURE_COLUMNS
 from revops_pipelines import __version__
+from revops_pipelines.lazy import np, pd
 from revops_pipelines.model_store import ModelStore
 from revops_pipelines.raw import column_schema, merge_metadata
 from revops_pipelines.warehouse import Warehouse, table
@@ -25,18 +24,24 @@ MODEL_NAME = "churn_lgbm"
 
 class ChurnTrainConfig(dg.Config):
     horizon_days: int = Field(default=90, description="Must match the label horizon of account_features.")
-    eval_months: int = Field(default=3, ge=1, description="Latest labelled snapshots held out for evaluation.")
+    eval_months: int = Field(
+        default=3, ge=1, description="Latest labelled snapshots held out for evaluation."
+    )
     num_leaves: int = Field(default=15, ge=2)
     learning_rate: float = Field(default=0.05, gt=0, le=1)
     num_boost_round: int = Field(default=300, ge=10)
     min_data_in_leaf: int = Field(default=40, ge=1)
     seed: int = 7
-    precision_k_share: float = Field(default=0.05, gt=0, le=1, description="k for precision@k as a share of rows")
+    precision_k_share: float = Field(
+        default=0.05, gt=0, le=1, description="k for precision@k as a share of rows"
+    )
 
 
 def _code_version() -> str:
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        )
         return f"{__version__}+{sha.stdout.strip()}" if sha.returncode == 0 else __version__
     except (OSError, subprocess.SubprocessError):
         return __version__
@@ -46,7 +51,9 @@ def _md_table(metrics: dict[str, dict[str, float]]) -> str:
     keys = list(next(iter(metrics.values())))
     lines = ["| metric | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
     for k in keys:
-        lines.append(f"| {k} | " + " | ".join(f"{metrics[m].get(k, float('nan')):.4f}" for m in metrics) + " |")
+        lines.append(
+            f"| {k} | " + " | ".join(f"{metrics[m].get(k, float('nan')):.4f}" for m in metrics) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -98,7 +105,9 @@ def churn_model(
         "WHERE horizon_days = ?",
         [config.horizon_days],
     )
-    ev = frames["eval"][["account_id", "snapshot_date"]].merge(oracle, how="left", on=["account_id", "snapshot_date"])
+    ev = frames["eval"][["account_id", "snapshot_date"]].merge(
+        oracle, how="left", on=["account_id", "snapshot_date"]
+    )
     has_oracle = bool(len(oracle)) and ev["churn_probability"].notna().all()
     oracle_tbl = None
     if has_oracle:
@@ -111,7 +120,9 @@ def churn_model(
 
     gain = booster.feature_importance(importance_type="gain")
     importance = sorted(zip(FEATURE_COLUMNS, gain, strict=True), key=lambda t: -t[1])
-    fp = lib.fingerprint(frames["train"][["account_id", "snapshot_date", *FEATURE_COLUMNS, "churned_in_horizon"]])
+    fp = lib.fingerprint(
+        frames["train"][["account_id", "snapshot_date", *FEATURE_COLUMNS, "churned_in_horizon"]]
+    )
     meta = {
         "params": params,
         "num_boost_round": config.num_boost_round,
@@ -156,7 +167,10 @@ def churn_model(
     if has_oracle:
         md["oracle_auc"] = metrics["oracle"]["auc"]
         md["auc_over_oracle"] = m["auc"] / metrics["oracle"]["auc"]
-    context.log.info(f"churn model {version}: AUC {m['auc']:.3f}" + (f" (oracle {md['oracle_auc']:.3f})" if has_oracle else ""))
+    context.log.info(
+        f"churn model {version}: AUC {m['auc']:.3f}"
+        + (f" (oracle {md['oracle_auc']:.3f})" if has_oracle else "")
+    )
     return dg.MaterializeResult(metadata=md)
 
 
@@ -199,7 +213,9 @@ def load_champion(model_store: ModelStore, name: str = MODEL_NAME):
     description=SCORES.description,
     metadata={"dagster/column_schema": column_schema(SCORES)},
 )
-def churn_scores(context: dg.AssetExecutionContext, warehouse: Warehouse, model_store: ModelStore) -> dg.MaterializeResult:
+def churn_scores(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, model_store: ModelStore
+) -> dg.MaterializeResult:
     from models import churn_lib as lib
 
     version, booster, enc, cal, _ = load_champion(model_store)
@@ -210,7 +226,10 @@ def churn_scores(context: dg.AssetExecutionContext, warehouse: Warehouse, model_
     x = enc.transform(df)
     score = cal(booster.predict(x))
     contrib = lib.contributions(booster, x)
-    factors = [lib.dumps_factors(lib.top_factors(contrib[i], enc.features, df[enc.features].iloc[i])) for i in range(len(df))]
+    factors = [
+        lib.dumps_factors(lib.top_factors(contrib[i], enc.features, df[enc.features].iloc[i]))
+        for i in range(len(df))
+    ]
     out = pd.DataFrame(
         {
             "account_id": df["account_id"],
@@ -239,4 +258,3 @@ def churn_scores(context: dg.AssetExecutionContext, warehouse: Warehouse, model_
 
 ASSETS = [churn_model, churn_scores]
 TABLES = [SCORES]
-

@@ -28,7 +28,9 @@ def time_split(snapshots: list, horizon_days: int, eval_months: int, calib_month
     label window closes before the first evaluation snapshot (no label overlap across the split)."""
     snaps = sorted(pd.Timestamp(s) for s in set(snapshots))
     if len(snaps) < eval_months + calib_months + 2:
-        raise ValueError(f"need at least {eval_months + calib_months + 2} labelled snapshots, have {len(snaps)}")
+        raise ValueError(
+            f"need at least {eval_months + calib_months + 2} labelled snapshots, have {len(snaps)}"
+        )
     evals = snaps[-eval_months:]
     cutoff = evals[0] - pd.Timedelta(days=horizon_days)
     before = [s for s in snaps if s <= cutoff]
@@ -54,7 +56,9 @@ class Encoder:
         x = df[self.features].copy()
         for c in self.features:
             if c in self.categorical:
-                x[c] = pd.Categorical(x[c].astype("string"), categories=self.levels[c]).codes.astype("float64")
+                x[c] = pd.Categorical(x[c].astype("string"), categories=self.levels[c]).codes.astype(
+                    "float64"
+                )
                 x.loc[x[c] < 0, c] = np.nan
             else:
                 x[c] = pd.to_numeric(x[c], errors="coerce").astype("float64")
@@ -73,7 +77,9 @@ def fingerprint(df: pd.DataFrame) -> str:
     return h.hexdigest()[:16]
 
 
-def train_booster(x: pd.DataFrame, y: np.ndarray, params: dict[str, Any], num_boost_round: int, cat: list[str]):
+def train_booster(
+    x: pd.DataFrame, y: np.ndarray, params: dict[str, Any], num_boost_round: int, cat: list[str]
+):
     import lightgbm as lgb
 
     ds = lgb.Dataset(x, label=y, categorical_feature=[c for c in cat if c in x.columns], free_raw_data=False)
@@ -124,7 +130,9 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, k: int) -> dict[str, fl
 def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> pd.DataFrame:
     df = pd.DataFrame({"y": y.astype(float), "p": p})
     df["bin"] = pd.qcut(df["p"].rank(method="first"), q=min(bins, len(df)), labels=False)
-    return df.groupby("bin").agg(predicted=("p", "mean"), observed=("y", "mean"), n=("y", "size")).reset_index()
+    return (
+        df.groupby("bin").agg(predicted=("p", "mean"), observed=("y", "mean"), n=("y", "size")).reset_index()
+    )
 
 
 def calibration_png(model_tbl: pd.DataFrame, oracle_tbl: pd.DataFrame | None) -> bytes:
@@ -165,7 +173,9 @@ def top_factors(contrib_row: np.ndarray, names: list[str], values: pd.Series, n:
         out.append(
             {
                 "feature": names[i],
-                "value": None if pd.isna(v) else (float(v) if isinstance(v, int | float | np.number) else str(v)),
+                "value": None
+                if pd.isna(v)
+                else (float(v) if isinstance(v, int | float | np.number) else str(v)),
                 "contribution": round(float(contrib_row[i]), 4),
             }
         )

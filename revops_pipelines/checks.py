@@ -3,7 +3,6 @@
 Used for raw and feature tables alike. ``blocking=True`` where bad data must not flow downstream.
 """
 
-
 import dagster as dg
 
 from revops_pipelines.warehouse import Warehouse
@@ -31,11 +30,14 @@ def sql_check(
     )
     def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
         bad = int(warehouse.scalar(offenders_sql) or 0)
-        metadata: dict = {"offending_rows": dg.MetadataValue.int(bad), "rule_sql": dg.MetadataValue.md(
-            f"```sql\n{offenders_sql}\n```"
-        )}
+        metadata: dict = {
+            "offending_rows": dg.MetadataValue.int(bad),
+            "rule_sql": dg.MetadataValue.md(f"```sql\n{offenders_sql}\n```"),
+        }
         if bad and sample_sql:
-            metadata["sample"] = dg.MetadataValue.md(warehouse.query(sample_sql).head(10).to_markdown(index=False))
+            metadata["sample"] = dg.MetadataValue.md(
+                warehouse.query(sample_sql).head(10).to_markdown(index=False)
+            )
         return dg.AssetCheckResult(passed=bad == 0, severity=severity, metadata=metadata)
 
     return _check

@@ -33,7 +33,9 @@ def sample() -> None:
 @click.option("--seed", type=int, default=7, show_default=True, help="Generator seed (>= 0).")
 @click.option("--accounts", type=int, default=1000, show_default=True, help="Number of accounts (1..50000).")
 @click.option("--months", type=int, default=24, show_default=True, help="Length of the simulated history.")
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
+@click.option(
+    "--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder."
+)
 def sample_generate(seed: int, accounts: int, months: int, out: Path) -> None:
     """Generate a sample world into OUT (vendor-shaped JSONL/Parquet + truth + manifest.json)."""
     from revops_pipelines.sample.generator import WorldConfig, generate_to_dir
@@ -52,8 +54,6 @@ def sample_generate(seed: int, accounts: int, months: int, out: Path) -> None:
 @main.group()
 def flows() -> None:
     """YAML flows: list and validate."""
-
-
 
 
 @flows.command("validate")
@@ -84,7 +84,9 @@ def flows_list() -> None:
         _fail(err)
     for s in specs:
         trig = s.trigger.cron if s.trigger.type == "schedule" else s.trigger.type
-        click.echo(f"{s.flow_id:<28} v{s.version:<3} {'enabled' if s.enabled else 'disabled':<9} {trig:<14} {s.owner}")
+        click.echo(
+            f"{s.flow_id:<28} v{s.version:<3} {'enabled' if s.enabled else 'disabled':<9} {trig:<14} {s.owner}"
+        )
 
 
 def _default_flows() -> Path:
@@ -95,7 +97,9 @@ def _default_flows() -> Path:
 
 # ---- demo ---------------------------------------------------------------------------------------
 @main.command("demo")
-@click.option("--json-out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the summary as JSON.")
+@click.option(
+    "--json-out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the summary as JSON."
+)
 def demo(json_out: Path | None) -> None:
     """Materialise every asset on the configured stack, run the churn-prevention flow once, print a summary."""
     from revops_pipelines.demo import print_summary, run_demo

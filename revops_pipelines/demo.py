@@ -37,18 +37,27 @@ def run_demo() -> dict[str, Any]:
     checks: list[dict[str, Any]] = []
     steps = [
         ("ingest_sample_world", {}),
-        ("build_features", {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}),
+        (
+            "build_features",
+            {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
+        ),
         ("train_and_score", {}),
         ("refresh_knowledge_base", {}),
         (FLOW_JOB, {}),
     ]
     ok = True
     for job_name, tags in steps:
-        result = defs.resolve_job_def(job_name).execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False
+        )
         for ev in result.get_asset_check_evaluations():
             checks.append(
-                {"asset": ev.asset_key.to_user_string(), "check": ev.check_name, "passed": ev.passed,
-                 "severity": ev.severity.value}
+                {
+                    "asset": ev.asset_key.to_user_string(),
+                    "check": ev.check_name,
+                    "passed": ev.passed,
+                    "severity": ev.severity.value,
+                }
             )
         if not result.success:
             ok = False
@@ -72,15 +81,21 @@ def _summarise(defs: dg.Definitions, instance: dg.DagsterInstance, checks: list[
                 model[k] = md[k].value
     decisions = actions = None
     if "agent_decisions" in tables:
-        decisions = wh.query("SELECT priority, COUNT(*) AS n FROM agent_decisions GROUP BY priority ORDER BY priority")
+        decisions = wh.query(
+            "SELECT priority, COUNT(*) AS n FROM agent_decisions GROUP BY priority ORDER BY priority"
+        )
     if "action_log" in tables:
-        actions = wh.query("SELECT action_type, status, COUNT(*) AS n FROM action_log GROUP BY 1, 2 ORDER BY 1, 2")
+        actions = wh.query(
+            "SELECT action_type, status, COUNT(*) AS n FROM action_log GROUP BY 1, 2 ORDER BY 1, 2"
+        )
     return {
         "warehouse": wh.dialect,
         "tables": tables,
         "checks": checks,
         "model": model,
-        "decisions": {} if decisions is None else dict(zip(decisions["priority"], decisions["n"].astype(int), strict=True)),
+        "decisions": {}
+        if decisions is None
+        else dict(zip(decisions["priority"], decisions["n"].astype(int), strict=True)),
         "actions": [] if actions is None else actions.to_dict("records"),
     }
 

@@ -64,7 +64,9 @@ class ModelStore(dg.ConfigurableResource):
             client, bucket, prefix = self._s3()
             base = f"{prefix}/{key}/".lstrip("/")
             out: set[str] = set()
-            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base, Delimiter="/"):
+            for page in client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=base, Delimiter="/"
+            ):
                 out.update(p["Prefix"][len(base) :].strip("/") for p in page.get("CommonPrefixes", []))
             return sorted(out)
         path = Path(self.uri) / key
@@ -75,7 +77,9 @@ class ModelStore(dg.ConfigurableResource):
     def new_version() -> str:
         return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
-    def save(self, name: str, files: dict[str, bytes], meta: dict[str, Any], version: str | None = None) -> str:
+    def save(
+        self, name: str, files: dict[str, bytes], meta: dict[str, Any], version: str | None = None
+    ) -> str:
         version = version or self.new_version()
         for fname, data in files.items():
             self._put(f"{name}/{version}/{fname}", data)

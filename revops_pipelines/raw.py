@@ -4,7 +4,6 @@ Every raw asset of every source goes through :func:`raw_table_asset`, so idempot
 row-count metadata and the column schema shown in the UI are written once.
 """
 
-
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 

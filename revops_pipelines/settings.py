@@ -109,7 +109,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     home = Path(env.get("REVOPS_HOME") or "./.revops").expanduser().resolve()
     warehouse = (env.get("REVOPS_WAREHOUSE") or "duckdb").strip().lower()
     if warehouse not in WAREHOUSES:
-        raise ConfigurationError("REVOPS_WAREHOUSE", f"must be one of {', '.join(WAREHOUSES)}, got {warehouse!r}")
+        raise ConfigurationError(
+            "REVOPS_WAREHOUSE", f"must be one of {', '.join(WAREHOUSES)}, got {warehouse!r}"
+        )
 
     firebolt = None
     if warehouse == "firebolt":
@@ -121,7 +123,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             engine=env.get("FIREBOLT_ENGINE") or None,
         )
         if not url:
-            for var in ("FIREBOLT_CLIENT_ID", "FIREBOLT_CLIENT_SECRET", "FIREBOLT_ACCOUNT"):
+            for var in ("FIREBOLT_CLIENT_ID", "FIREBOLT_CLIENT_SECRET", "FIREBOLT_ACCOUNT", "FIREBOLT_ENGINE"):
                 if not env.get(var):
                     raise ConfigurationError(
                         var,
@@ -129,7 +131,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                         "set it, or set FIREBOLT_URL to use Firebolt Core",
                     )
 
-    executor = (env.get("REVOPS_EXECUTOR") or ("multiprocess" if warehouse == "firebolt" else "in_process")).lower()
+    executor = (
+        env.get("REVOPS_EXECUTOR") or ("multiprocess" if warehouse == "firebolt" else "in_process")
+    ).lower()
     if executor not in ("in_process", "multiprocess"):
         raise ConfigurationError("REVOPS_EXECUTOR", f"must be in_process or multiprocess, got {executor!r}")
     if executor == "multiprocess" and warehouse == "duckdb":

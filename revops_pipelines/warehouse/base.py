@@ -66,7 +66,9 @@ def frame_to_arrow(schema: TableSchema, df: pd.DataFrame) -> pa.Table:
         elif col.type == "DATE":
             s = pd.to_datetime(s).dt.date
         if not col.nullable and s.isna().any():
-            raise WarehouseError(f"{schema.name}.{col.name} is NOT NULL but {int(s.isna().sum())} rows are null")
+            raise WarehouseError(
+                f"{schema.name}.{col.name} is NOT NULL but {int(s.isna().sum())} rows are null"
+            )
         try:
             arrays.append(pa.array(s, type=_arrow_type(col.type), from_pandas=True))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as err:
@@ -175,7 +177,8 @@ class Warehouse(dg.ConfigurableResource):
                 self._begin(conn)
                 try:
                     updated = self._run(
-                        conn, f"SELECT COUNT(*) FROM {stage} s WHERE EXISTS (SELECT 1 FROM {target} t WHERE {on})"
+                        conn,
+                        f"SELECT COUNT(*) FROM {stage} s WHERE EXISTS (SELECT 1 FROM {target} t WHERE {on})",
                     ).fetchone()[0]
                     self._run(conn, f"DELETE FROM {target} t USING {stage} s WHERE {on}")
                     self._run(conn, f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage}")
@@ -200,7 +203,9 @@ class Warehouse(dg.ConfigurableResource):
         with self.connect() as conn:
             self._begin(conn)
             try:
-                deleted = self._run(conn, f"SELECT COUNT(*) FROM {target} WHERE {where}", params).fetchone()[0]
+                deleted = self._run(conn, f"SELECT COUNT(*) FROM {target} WHERE {where}", params).fetchone()[
+                    0
+                ]
                 self._run(conn, f"DELETE FROM {target} WHERE {where}", params)
                 if data.num_rows:
                     self._insert_arrow(conn, target, data)

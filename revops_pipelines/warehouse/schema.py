@@ -67,8 +67,8 @@ class TableSchema:
         for k in (*self.keys, *self.primary_index):
             if k not in self._by_name:
                 raise ValueError(f"{self.name}: key/index column {k!r} is not a column")
-            if k in self.keys and self._by_name[k].nullable:
-                raise ValueError(f"{self.name}: key column {k!r} must be NOT NULL")
+            if self._by_name[k].nullable:  # Firebolt refuses nullable primary-index columns
+                raise ValueError(f"{self.name}: key/index column {k!r} must be NOT NULL")
         if self.kind not in ("fact", "dimension"):
             raise ValueError(f"{self.name}: kind must be fact or dimension")
 
@@ -109,6 +109,6 @@ def table(
     cols = []
     for spec in columns:
         n, t = spec[0], spec[1]
-        nullable = spec[2] if len(spec) > 2 else n not in keys
+        nullable = spec[2] if len(spec) > 2 else (n not in keys and n not in primary_index)
         cols.append(Column(n, t, nullable))
     return TableSchema(name, tuple(cols), tuple(keys), kind, tuple(primary_index), description, group)

@@ -24,7 +24,9 @@ def _capture(logger_name: str):
 
 
 def test_registered_secrets_never_reach_a_log_record():
-    cred = basic_from_env("GONG_KEY", "GONG_SECRET", env={"GONG_KEY": "key-1", "GONG_SECRET": "very-secret-value"})
+    cred = basic_from_env(
+        "GONG_KEY", "GONG_SECRET", env={"GONG_KEY": "key-1", "GONG_SECRET": "very-secret-value"}
+    )
     logger, records = _capture("test.redaction")
     logger.info(f"calling gong with {cred.headers()} and secret very-secret-value")
     out = "\n".join(records)
@@ -35,7 +37,12 @@ def test_registered_secrets_never_reach_a_log_record():
 
 @pytest.mark.parametrize(
     "text",
-    ["password=hunter22", "client_secret: abcdef123", '{"api_key": "zzz999yyy"}', "Authorization: Bearer abc.def.ghi123"],
+    [
+        "password=hunter22",
+        "client_secret: abcdef123",
+        '{"api_key": "zzz999yyy"}',
+        "Authorization: Bearer abc.def.ghi123",
+    ],
 )
 def test_credential_shaped_values_are_masked(text):
     masked = redact(text)

@@ -14,13 +14,14 @@ def test_embedded_default_lives_under_revops_home(tmp_path):
     assert s.executor == "in_process"
 
 
-@pytest.mark.parametrize("missing", ["FIREBOLT_CLIENT_ID", "FIREBOLT_CLIENT_SECRET", "FIREBOLT_ACCOUNT"])
+@pytest.mark.parametrize("missing", ["FIREBOLT_CLIENT_ID", "FIREBOLT_CLIENT_SECRET", "FIREBOLT_ACCOUNT", "FIREBOLT_ENGINE"])
 def test_firebolt_cloud_without_credentials_names_the_setting(missing):
     env = {
         "REVOPS_WAREHOUSE": "firebolt",
         "FIREBOLT_CLIENT_ID": "id",
         "FIREBOLT_CLIENT_SECRET": "s3cr3t-value",
         "FIREBOLT_ACCOUNT": "acme",
+        "FIREBOLT_ENGINE": "revops_engine",
     }
     del env[missing]
     with pytest.raises(ConfigurationError) as exc:

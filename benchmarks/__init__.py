@@ -1,0 +1,1 @@
+"""`make bench`: project figures next to a raw-library baseline measured in the same run."""

@@ -1,0 +1,75 @@
+import subprocess
+import sys
+
+import dagster as dg
+import pytest
+
+from revops_pipelines.definitions import build_definitions
+from revops_pipelines.errors import ConfigurationError
+
+
+@pytest.fixture
+def defs(runtime_env):
+    return build_definitions()
+
+
+def test_every_asset_has_group_description_and_kind(defs):
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {
+        "sample_world", "raw_sf_accounts", "raw_gong_calls", "raw_product_usage", "account_features",
+        "churn_model", "churn_scores", "kb_index", "sample_oracle",
+    } <= keys
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.group_name and node.group_name != "default", key
+        assert node.description, key
+        assert node.kinds, key
+
+
+def test_blocking_checks_guard_raw_tables(defs):
+    graph = defs.resolve_asset_graph()
+    checks = {k.name: graph.get_check_spec(k) for k in graph.asset_check_keys}
+    blocking = {n for n, spec in checks.items() if spec.blocking}
+    assert "raw_sf_accounts_unique_account_id" in blocking
+    assert "raw_product_usage_plausible_counts" in blocking
+    assert "account_features_no_future_churned" in blocking
+
+
+def test_jobs_and_schedules(defs):
+    names = {j.name for j in defs.resolve_all_job_defs()}
+    assert {"ingest_sample_world", "build_features", "train_and_score", "refresh_knowledge_base", "flow_churn_prevention"} <= names
+    scheds = list(defs.resolve_schedule_defs()) if hasattr(defs, "resolve_schedule_defs") else list(defs.schedules)
+    assert {s.name for s in scheds} >= {"flow_churn_prevention_schedule", "weekly_retrain"}
+    assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in scheds)
+
+
+def test_feature_partitions_backfill_in_one_run(defs):
+    node = defs.resolve_asset_graph().get(dg.AssetKey("account_features"))
+    assert node.partitions_def is not None
+    assert node.backfill_policy == dg.BackfillPolicy.single_run()
+
+
+def test_loading_definitions_imports_no_heavy_library(runtime_env):
+    code = (
+        "import sys, revops_pipelines.definitions\n"
+        "heavy = [m for m in ('lightgbm','lancedb','sklearn','pandas','numpy','duckdb','firebolt') if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_firebolt_without_credentials_fails_at_load_naming_the_setting(runtime_env, monkeypatch):
+    monkeypatch.setenv("REVOPS_WAREHOUSE", "firebolt")
+    monkeypatch.delenv("FIREBOLT_URL", raising=False)
+    monkeypatch.delenv("FIREBOLT_CLIENT_ID", raising=False)
+    with pytest.raises(ConfigurationError, match="FIREBOLT_CLIENT_ID"):
+        build_definitions()
+
+
+def test_firebolt_core_mode_loads_without_connecting(runtime_env, monkeypatch):
+    monkeypatch.setenv("REVOPS_WAREHOUSE", "firebolt")
+    monkeypatch.setenv("FIREBOLT_URL", "http://127.0.0.1:9")
+    defs = build_definitions()
+    assert defs.resources["warehouse"].dialect == "firebolt"
