@@ -101,14 +101,22 @@ class Warehouse(dg.ConfigurableResource):
         pass
 
     # ---- statements ---------------------------------------------------------------------------
+    def _cursor(self, conn: Any) -> Any:
+        return conn.cursor()
+
     def _run(self, conn: Any, sql: str, params: Sequence[Any] | None = None) -> Any:
-        cur = conn.cursor()
+        cur = self._cursor(conn)
         try:
             cur.execute(sql, list(params) if params else None)
         except Exception as err:
             first = sql.strip().split("\n", 1)[0][:120]
             raise WarehouseError(f"{self.dialect}: statement failed ({first}): {err}") from err
         return cur
+
+    def _one(self, conn: Any, sql: str, params: Sequence[Any] | None = None) -> Any:
+        """First value of the first row; the result is read to the end (DuckDB requires it)."""
+        rows = self._run(conn, sql, params).fetchall()
+        return rows[0][0] if rows else None
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         with self.connect() as conn:
@@ -125,8 +133,7 @@ class Warehouse(dg.ConfigurableResource):
 
     def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         with self.connect() as conn:
-            row = self._run(conn, sql, params).fetchone()
-        return row[0] if row else None
+            return self._one(conn, sql, params)
 
     # ---- tables ---------------------------------------------------------------------------------
     def ensure_table(self, schema: TableSchema) -> None:
@@ -155,6 +162,14 @@ class Warehouse(dg.ConfigurableResource):
         return int(self.scalar(f"SELECT COUNT(*) FROM {ident(table)}"))
 
     # ---- loads ----------------------------------------------------------------------------------
+    def _stage(self, conn: Any, schema: TableSchema, stage: str, data: pa.Table) -> None:
+        """Make ``data`` queryable under the name ``stage`` (default: a real table)."""
+        self._run(conn, schema.ddl(self.dialect, name=stage))
+        self._insert_arrow(conn, stage, data)
+
+    def _unstage(self, conn: Any, stage: str) -> None:
+        self._run(conn, f"DROP TABLE IF EXISTS {stage}")
+
     def merge(self, schema: TableSchema, df: pd.DataFrame) -> MergeResult:
         """Upsert ``df`` on ``schema.keys``: existing keys are replaced, new keys inserted.
 
@@ -163,34 +178,47 @@ class Warehouse(dg.ConfigurableResource):
         """
         if not schema.keys:
             raise WarehouseError(f"{schema.name}: merge needs keys")
-        df = df.drop_duplicates(subset=list(schema.keys), keep="last")
         data = frame_to_arrow(schema, df)
         self.ensure_table(schema)
         target = ident(schema.name)
         stage = ident(f"{schema.name[:40]}__stage_{uuid.uuid4().hex[:8]}")
+        keys = ", ".join(schema.keys)
         on = " AND ".join(f"t.{k} = s.{k}" for k in schema.keys)
         cols = ", ".join(schema.column_names)
         with self.connect() as conn:
-            self._run(conn, schema.ddl(self.dialect, name=stage))
+            self._stage(conn, schema, stage, data)
             try:
-                self._insert_arrow(conn, stage, data)
+                dupes = self._one(
+                    conn,
+                    f"SELECT COUNT(*) FROM (SELECT {keys} FROM {stage} GROUP BY {keys} HAVING COUNT(*) > 1) d",
+                )
+                if dupes:  # rare: resolve in pandas (last row wins) and stage again
+                    self._unstage(conn, stage)
+                    data = frame_to_arrow(schema, df.drop_duplicates(subset=list(schema.keys), keep="last"))
+                    self._stage(conn, schema, stage, data)
                 self._begin(conn)
                 try:
-                    updated = self._run(
-                        conn,
-                        f"SELECT COUNT(*) FROM {stage} s WHERE EXISTS (SELECT 1 FROM {target} t WHERE {on})",
-                    ).fetchone()[0]
-                    self._run(conn, f"DELETE FROM {target} t USING {stage} s WHERE {on}")
+                    existing = self._one(conn, f"SELECT COUNT(*) FROM {target}")
+                    updated = 0
+                    if existing:
+                        updated = self._one(
+                            conn,
+                            f"SELECT COUNT(*) FROM {stage} s WHERE EXISTS (SELECT 1 FROM {target} t WHERE {on})",
+                        )
+                    if updated:
+                        self._run(conn, f"DELETE FROM {target} t USING {stage} s WHERE {on}")
                     self._run(conn, f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage}")
                     self._commit(conn)
                 except Exception:
                     self._rollback(conn)
                     raise
             finally:
-                self._run(conn, f"DROP TABLE IF EXISTS {stage}")
-            total = self._run(conn, f"SELECT COUNT(*) FROM {target}").fetchone()[0]
+                self._unstage(conn, stage)
         received = data.num_rows
-        return MergeResult(schema.name, received, received - int(updated), int(updated), int(total))
+        updated = int(updated)
+        return MergeResult(
+            schema.name, received, received - updated, updated, int(existing) + received - updated
+        )
 
     def replace_where(
         self, schema: TableSchema, df: pd.DataFrame, where: str, params: Sequence[Any] = ()
@@ -203,9 +231,7 @@ class Warehouse(dg.ConfigurableResource):
         with self.connect() as conn:
             self._begin(conn)
             try:
-                deleted = self._run(conn, f"SELECT COUNT(*) FROM {target} WHERE {where}", params).fetchone()[
-                    0
-                ]
+                deleted = self._one(conn, f"SELECT COUNT(*) FROM {target} WHERE {where}", params)
                 self._run(conn, f"DELETE FROM {target} WHERE {where}", params)
                 if data.num_rows:
                     self._insert_arrow(conn, target, data)
@@ -213,7 +239,7 @@ class Warehouse(dg.ConfigurableResource):
             except Exception:
                 self._rollback(conn)
                 raise
-            total = self._run(conn, f"SELECT COUNT(*) FROM {target}").fetchone()[0]
+            total = self._one(conn, f"SELECT COUNT(*) FROM {target}")
         n = data.num_rows
         return MergeResult(schema.name, n, max(n - int(deleted), 0), min(int(deleted), n), int(total))
 

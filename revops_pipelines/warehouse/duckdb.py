@@ -62,6 +62,17 @@ class DuckDBWarehouse(Warehouse):
         finally:
             conn.unregister("__revops_frame")
 
+    def _cursor(self, conn: Any) -> Any:
+        # the connection itself: DuckDB's cursor() opens a sibling connection that would see neither
+        # registered Arrow views nor the open transaction
+        return conn
+
+    def _stage(self, conn: Any, schema: Any, stage: str, data: pa.Table) -> None:
+        conn.register(stage, data)  # a zero-copy view over the Arrow table
+
+    def _unstage(self, conn: Any, stage: str) -> None:
+        conn.unregister(stage)
+
     def _begin(self, conn: Any) -> None:
         conn.execute("BEGIN TRANSACTION")
 
