@@ -19,20 +19,21 @@ KB_ROOT = Path(__file__).resolve().parent
     ),
     code_version="1",
 )
-def kb_index(context: dg.AssetExecutionContext, knowledge_base: KnowledgeBaseResource) -> dg.MaterializeResult:
-    from revops_pipelines.kb.documents import chunk_document, load_documents
-    from revops_pipelines.kb.taxonomy import check_document_links, load_taxonomies
+def kb_index(
+    context: dg.AssetExecutionContext, knowledge_base: KnowledgeBaseResource
+) -> dg.MaterializeResult:
+    from revops_pipelines.kb.documents import chunk_documents
+    from revops_pipelines.kb.taxonomy import validate_kb
 
-    taxonomies = load_taxonomies(KB_ROOT / "taxonomies")
-    docs = load_documents(KB_ROOT / "docs")
-    check_document_links(docs, taxonomies)
-    chunks = [c for d in docs for c in chunk_document(d)]
+    content = validate_kb(KB_ROOT)  # every problem at once, each with file and line
+    docs = content.documents
+    chunks = chunk_documents(docs)
     kb = knowledge_base.open()
     stats = kb.index(chunks)
     context.log.info(f"kb_index: {stats}")
     collections: dict[str, int] = {}
     for d in docs:
-        collections[d.meta.collection] = collections.get(d.meta.collection, 0) + 1
+        collections[d.collection] = collections.get(d.collection, 0) + 1
     return dg.MaterializeResult(
         metadata={
             "documents": len(docs),
@@ -42,6 +43,10 @@ def kb_index(context: dg.AssetExecutionContext, knowledge_base: KnowledgeBaseRes
             "updated": stats.updated,
             "removed": stats.removed,
             "unchanged": stats.unchanged,
+            "embedded": stats.embedded,
+            "rebuilt": dg.MetadataValue.text(stats.reason or "no") if stats.rebuilt else "no",
+            "lancedb_version": stats.version,
+            "taxonomies": dg.MetadataValue.json(content.taxonomies.versions()),
             "collections": dg.MetadataValue.json(collections),
             "embedder": f"{kb.embedder.name}:{kb.embedder.version}",
             "uri": knowledge_base.uri,
