@@ -28,10 +28,13 @@ def flows_dir() -> Path:
 def build_definitions() -> dg.Definitions:
     settings = load_settings()
     assets = [sample_world.sample_world, sample_world.sample_oracle]
-    checks = []
-    for domain in DOMAINS:
+    checks, jobs, schedules, sensors = [], [], [], []
+    for domain in DOMAINS:  # each domain module exposes what it owns; nothing is listed twice
         assets.extend(getattr(domain, "ASSETS", []))
         checks.extend(getattr(domain, "CHECKS", []))
+        jobs.extend(getattr(domain, "JOBS", []))
+        schedules.extend(getattr(domain, "SCHEDULES", []))
+        sensors.extend(getattr(domain, "SENSORS", []))
     flow_jobs, flow_schedules = compile_flows(load_all(flows_dir()))
 
     ingest = dg.define_asset_job(
@@ -60,8 +63,10 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
-        jobs=[ingest, features_job, train, kb_job, *flow_jobs],
+        jobs=[ingest, features_job, train, kb_job, *jobs, *flow_jobs],
+        sensors=sensors,
         schedules=[
+            *schedules,
             *flow_schedules,
             dg.ScheduleDefinition(
                 name="weekly_retrain",

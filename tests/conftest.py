@@ -8,6 +8,12 @@ def runtime_env(tmp_path, monkeypatch):
     monkeypatch.setenv("REVOPS_HOME", str(home))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     (tmp_path / "dagster_home").mkdir()
-    for var in ("REVOPS_WAREHOUSE", "REVOPS_DUCKDB_PATH", "REVOPS_VECTOR_URI", "REVOPS_MODEL_STORE_URI", "REVOPS_EXECUTOR"):
+    for var in (
+        "REVOPS_WAREHOUSE",
+        "REVOPS_DUCKDB_PATH",
+        "REVOPS_VECTOR_URI",
+        "REVOPS_MODEL_STORE_URI",
+        "REVOPS_EXECUTOR",
+    ):
         monkeypatch.delenv(var, raising=False)
     return home

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import dagster as dg
-import pandas as pd
 from pydantic import BaseModel, Field
 
 from revops_pipelines.errors import ValidationFailed
+from revops_pipelines.lazy import pd
 from revops_pipelines.logging import get_logger, trace
 from revops_pipelines.validation import parse
 from revops_pipelines.warehouse import Warehouse, table
@@ -75,7 +75,9 @@ class Agent:
 
     def run(self, action: str, params: dict[str, Any], context: dict[str, Any] | None = None) -> BaseModel:
         if action not in self.actions:
-            raise ValidationFailed(f"{self.name} action", [f"action: unknown action {action!r} (one of {self.action_names()})"])
+            raise ValidationFailed(
+                f"{self.name} action", [f"action: unknown action {action!r} (one of {self.action_names()})"]
+            )
         spec = self.actions[action]
         p = parse(spec.params, params, f"{self.name}.{action} parameters")
         started = time.perf_counter()

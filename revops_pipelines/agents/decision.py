@@ -15,10 +15,10 @@ import math
 from datetime import date
 from typing import Any, Literal
 
-import pandas as pd
 from pydantic import Field
 
 from revops_pipelines.agents.base import ActionSpec, Agent
+from revops_pipelines.lazy import pd
 from revops_pipelines.validation import StrictModel
 from revops_pipelines.warehouse import table
 
@@ -67,7 +67,9 @@ class Evidence(StrictModel):
 
 
 class Insight(StrictModel):
-    category: Literal["deal_quality", "consumption_pattern", "churn_risk", "pipeline_health", "growth_opportunity"]
+    category: Literal[
+        "deal_quality", "consumption_pattern", "churn_risk", "pipeline_health", "growth_opportunity"
+    ]
     status: Literal["new", "acknowledged", "in_progress", "resolved", "dismissed"] = "new"
     text: str
     confidence: float = Field(ge=0, le=1)
@@ -135,9 +137,15 @@ ORDER BY s.account_id
 """
 
 
-def _priority(score: float, arr: float, days_to_renewal: float | None, p: ChurnRiskParams) -> tuple[float, Priority]:
+def _priority(
+    score: float, arr: float, days_to_renewal: float | None, p: ChurnRiskParams
+) -> tuple[float, Priority]:
     value = 1.0 + math.log10(max(arr, 1_000.0) / 1_000.0) / 2  # 1.0 at $1k ARR, 2.0 at $100k
-    urgent = days_to_renewal is not None and not pd.isna(days_to_renewal) and days_to_renewal <= p.urgent_renewal_days
+    urgent = (
+        days_to_renewal is not None
+        and not pd.isna(days_to_renewal)
+        and days_to_renewal <= p.urgent_renewal_days
+    )
     ps = score * value * (1.5 if urgent else 1.0)
     label: Priority = "critical" if ps >= 1.2 else "high" if ps >= 0.7 else "medium" if ps >= 0.4 else "low"
     return round(ps, 6), label
@@ -271,6 +279,9 @@ class DecisionAgent(Agent):
     version = "1"
     actions = {
         "assess_churn_risk": ActionSpec(
-            ChurnRiskParams, DecisionBatch, assess_churn_risk, "Prioritise accounts by churn risk and plan actions."
+            ChurnRiskParams,
+            DecisionBatch,
+            assess_churn_risk,
+            "Prioritise accounts by churn risk and plan actions.",
         )
     }

@@ -19,12 +19,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import pandas as pd
 from pydantic import Field
 
 from revops_pipelines.agents.base import ActionSpec, Agent
 from revops_pipelines.agents.decision import ActionType, DecisionBatch
 from revops_pipelines.errors import ConfigurationError, ValidationFailed
+from revops_pipelines.lazy import pd
 from revops_pipelines.validation import StrictModel, parse
 from revops_pipelines.warehouse import table
 
@@ -51,7 +51,9 @@ DONE = ("succeeded", "dry_run")
 
 
 class ExecuteParams(StrictModel):
-    action_types: list[ActionType] = Field(min_length=1, description="Which planned action types this step runs.")
+    action_types: list[ActionType] = Field(
+        min_length=1, description="Which planned action types this step runs."
+    )
     channel: str = Field(default="#cs-churn-alerts", pattern=r"^#[a-z0-9._-]{1,80}$")
 
 
@@ -93,16 +95,19 @@ def execute_actions(agent: ExecutionAgent, p: ExecuteParams, context: dict[str, 
     flow_id = context.get("flow_id") or "adhoc"
     step_id = context.get("step_id") or "execute"
     run_id = context.get("run_id")
-    batches = [parse(DecisionBatch, b, "upstream decisions") for b in context.get("upstream", {}).values()
-               if isinstance(b, dict) and "decisions" in b]
-    planned = [
-        (d, a) for b in batches for d in b.decisions for a in d.actions if a.type in p.action_types
+    batches = [
+        parse(DecisionBatch, b, "upstream decisions")
+        for b in context.get("upstream", {}).values()
+        if isinstance(b, dict) and "decisions" in b
     ]
+    planned = [(d, a) for b in batches for d in b.decisions for a in d.actions if a.type in p.action_types]
     if len(planned) > agent.runtime.max_actions_per_run:
         raise ValidationFailed(
             "execution plan",
-            [f"actions: {len(planned)} planned, more than the guardrail max_actions_per_run="
-             f"{agent.runtime.max_actions_per_run}"],
+            [
+                f"actions: {len(planned)} planned, more than the guardrail max_actions_per_run="
+                f"{agent.runtime.max_actions_per_run}"
+            ],
         )
     if planned and not agent.runtime.dry_run:
         raise ConfigurationError(
@@ -124,25 +129,52 @@ def execute_actions(agent: ExecutionAgent, p: ExecuteParams, context: dict[str, 
     for key, (d, a) in zip(keys, planned, strict=True):
         payload = _payload(a.type, a.parameters, p)
         if key in done:
-            results.append(ActionResult(action_id=key, type=a.type, account_id=d.account_id,
-                                        status="skipped_duplicate", details={"reason": "already executed"},
-                                        timestamp=now))
+            results.append(
+                ActionResult(
+                    action_id=key,
+                    type=a.type,
+                    account_id=d.account_id,
+                    status="skipped_duplicate",
+                    details={"reason": "already executed"},
+                    timestamp=now,
+                )
+            )
             continue
         status = "dry_run"
-        results.append(ActionResult(action_id=key, type=a.type, account_id=d.account_id, status=status,
-                                    details={"would_send": payload}, timestamp=now))
-        rows.append({
-            "idempotency_key": key, "flow_id": flow_id, "step_id": step_id, "run_id": run_id,
-            "decision_id": d.decision_id, "account_id": d.account_id, "action_type": a.type,
-            "status": status, "payload": json.dumps(payload, sort_keys=True), "error": None, "created_at": now,
-        })
+        results.append(
+            ActionResult(
+                action_id=key,
+                type=a.type,
+                account_id=d.account_id,
+                status=status,
+                details={"would_send": payload},
+                timestamp=now,
+            )
+        )
+        rows.append(
+            {
+                "idempotency_key": key,
+                "flow_id": flow_id,
+                "step_id": step_id,
+                "run_id": run_id,
+                "decision_id": d.decision_id,
+                "account_id": d.account_id,
+                "action_type": a.type,
+                "status": status,
+                "payload": json.dumps(payload, sort_keys=True),
+                "error": None,
+                "created_at": now,
+            }
+        )
     if rows:
         agent.warehouse.merge(ACTION_LOG, pd.DataFrame(rows, columns=ACTION_LOG.column_names))
     ok = sum(1 for r in results if r.status in DONE)
     failed = sum(1 for r in results if r.status == "failed")
     return ExecutionReport(
         execution_summary=ExecutionSummary(
-            total=len(results), successful=ok, failed=failed,
+            total=len(results),
+            successful=ok,
+            failed=failed,
             skipped=sum(1 for r in results if r.status == "skipped_duplicate"),
             time_ms=(time.perf_counter() - started) * 1000,
         ),
@@ -155,7 +187,9 @@ class ExecutionAgent(Agent):
     version = "1"
     actions = {
         "execute_actions": ActionSpec(
-            ExecuteParams, ExecutionReport, execute_actions, "Run planned actions of the given types, once each."
+            ExecuteParams,
+            ExecutionReport,
+            execute_actions,
+            "Run planned actions of the given types, once each.",
         )
     }
-

@@ -5,7 +5,6 @@ depends on, and returns the agent's validated output (JSON-ready dict). Retries 
 ``error_handling`` (exponential backoff). Jobs are tagged with flow id, version and owner.
 """
 
-
 from typing import Any
 
 import dagster as dg
@@ -21,7 +20,10 @@ def _summary(out: dict[str, Any]) -> dict[str, Any]:
         md["decisions"] = len(out["decisions"])
         md["evaluated"] = out.get("evaluated", 0)
         md["priorities"] = dg.MetadataValue.json(
-            {p: sum(1 for d in out["decisions"] if d["priority"] == p) for p in ("critical", "high", "medium", "low")}
+            {
+                p: sum(1 for d in out["decisions"] if d["priority"] == p)
+                for p in ("critical", "high", "medium", "low")
+            }
         )
     if "execution_summary" in out:
         md.update({k: v for k, v in out["execution_summary"].items() if k != "time_ms"})
@@ -65,7 +67,8 @@ def _step_op(spec: FlowSpec, step: Step) -> dg.OpDefinition:
 def build_job(spec: FlowSpec) -> dg.JobDefinition:
     ops = {s.id: _step_op(spec, s) for s in spec.steps}
     deps = {
-        ops[s.id].name: {f"after_{d}": dg.DependencyDefinition(ops[d].name) for d in s.depends_on} for s in spec.steps
+        ops[s.id].name: {f"after_{d}": dg.DependencyDefinition(ops[d].name) for d in s.depends_on}
+        for s in spec.steps
     }
     graph = dg.GraphDefinition(
         name=f"flow_{spec.flow_id}",

@@ -83,9 +83,13 @@ def load_flow(path: str | Path) -> FlowSpec:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise FlowValidationError([Problem(name, line, col, f"YAML syntax: {getattr(err, 'problem', err)}")]) from None
+        raise FlowValidationError(
+            [Problem(name, line, col, f"YAML syntax: {getattr(err, 'problem', err)}")]
+        ) from None
     if not isinstance(data, dict):
-        raise FlowValidationError([Problem(name, 1, 1, "a flow file must be a mapping with flow_id, steps, ...")])
+        raise FlowValidationError(
+            [Problem(name, 1, 1, "a flow file must be a mapping with flow_id, steps, ...")]
+        )
 
     try:
         spec = FlowSpec.model_validate(data)
@@ -106,24 +110,37 @@ def load_flow(path: str | Path) -> FlowSpec:
     for i, step in enumerate(spec.steps):
         where = ["steps", i]
         if step.id in seen:
-            problems.append(_problem(name, root, [*where, "id"], f"steps.{i}.id: duplicate step id {step.id!r}"))
+            problems.append(
+                _problem(name, root, [*where, "id"], f"steps.{i}.id: duplicate step id {step.id!r}")
+            )
         seen.add(step.id)
         for j, dep in enumerate(step.depends_on):
             if dep not in ids:
                 problems.append(
-                    _problem(name, root, [*where, "depends_on", j], f"steps.{i}.depends_on: unknown step {dep!r}")
+                    _problem(
+                        name, root, [*where, "depends_on", j], f"steps.{i}.depends_on: unknown step {dep!r}"
+                    )
                 )
         agent = AGENTS.get(step.agent)
         if agent is None:
             problems.append(
-                _problem(name, root, [*where, "agent"], f"steps.{i}.agent: unknown agent {step.agent!r} "
-                         f"(one of {sorted(AGENTS)})")
+                _problem(
+                    name,
+                    root,
+                    [*where, "agent"],
+                    f"steps.{i}.agent: unknown agent {step.agent!r} (one of {sorted(AGENTS)})",
+                )
             )
             continue
         if step.action not in agent.actions:
             problems.append(
-                _problem(name, root, [*where, "action"], f"steps.{i}.action: agent {step.agent!r} has no action "
-                         f"{step.action!r} (one of {agent.action_names()})")
+                _problem(
+                    name,
+                    root,
+                    [*where, "action"],
+                    f"steps.{i}.action: agent {step.agent!r} has no action "
+                    f"{step.action!r} (one of {agent.action_names()})",
+                )
             )
             continue
         try:
@@ -137,17 +154,23 @@ def load_flow(path: str | Path) -> FlowSpec:
     if cycle:
         idx = ids.index(cycle[0])
         problems.append(
-            _problem(name, root, ["steps", idx, "depends_on"], "steps: dependency cycle " + " -> ".join(cycle))
+            _problem(
+                name, root, ["steps", idx, "depends_on"], "steps: dependency cycle " + " -> ".join(cycle)
+            )
         )
     if spec.trigger.type == "schedule" and not spec.trigger.cron:
-        problems.append(_problem(name, root, ["trigger"], "trigger.cron: required when trigger.type is schedule"))
+        problems.append(
+            _problem(name, root, ["trigger"], "trigger.cron: required when trigger.type is schedule")
+        )
     if spec.trigger.cron:
         import dagster as dg
 
         try:  # Dagster's own cron parser, so what validates here also schedules
             dg.ScheduleDefinition(name="cron_probe", cron_schedule=spec.trigger.cron, job_name="cron_probe")
         except dg.DagsterInvalidDefinitionError:
-            problems.append(_problem(name, root, ["trigger", "cron"], f"trigger.cron: invalid cron {spec.trigger.cron!r}"))
+            problems.append(
+                _problem(name, root, ["trigger", "cron"], f"trigger.cron: invalid cron {spec.trigger.cron!r}")
+            )
     if problems:
         raise FlowValidationError(problems)
     return spec

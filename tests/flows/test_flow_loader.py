@@ -72,7 +72,11 @@ def test_compiled_job_wires_steps_and_retries(tmp_path):
     "bad, line, fragment",
     [
         (GOOD.replace("agent: decision", "agent: oracle"), 9, "unknown agent 'oracle'"),
-        (GOOD.replace("action: execute_actions", "action: launch_rockets"), 15, "has no action 'launch_rockets'"),
+        (
+            GOOD.replace("action: execute_actions", "action: launch_rockets"),
+            15,
+            "has no action 'launch_rockets'",
+        ),
         (GOOD.replace("depends_on: [assess]", "depends_on: [asess]"), 16, "unknown step 'asess'"),
         (GOOD.replace("threshold: 0.4", "threshold: 4"), 12, "threshold"),
         (GOOD.replace("threshold: 0.4", "treshold: 0.4"), 12, "treshold: unknown field"),
@@ -91,13 +95,17 @@ def test_each_problem_names_file_line_and_field(tmp_path, bad, line, fragment):
 
 
 def test_cycles_are_reported(tmp_path):
-    text = GOOD.replace("    action: assess_churn_risk\n", "    action: assess_churn_risk\n    depends_on: [alert]\n")
+    text = GOOD.replace(
+        "    action: assess_churn_risk\n", "    action: assess_churn_risk\n    depends_on: [alert]\n"
+    )
     problems = problems_of(write(tmp_path, text))
     assert any("cycle" in p.message and "assess" in p.message for p in problems)
 
 
 def test_all_problems_reported_at_once(tmp_path):
-    text = GOOD.replace("agent: decision", "agent: oracle").replace("depends_on: [assess]", "depends_on: [nope]")
+    text = GOOD.replace("agent: decision", "agent: oracle").replace(
+        "depends_on: [assess]", "depends_on: [nope]"
+    )
     problems = problems_of(write(tmp_path, text))
     assert len(problems) >= 2
 
