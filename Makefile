@@ -31,6 +31,7 @@ test-fast: install
 ## Dagster UI + daemon on workspace.yaml (run `make demo` first to see its materialisations)
 dev: install
 	mkdir -p $(DAGSTER_HOME)
+	test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 validate: install

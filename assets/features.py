@@ -168,9 +168,9 @@ SELECT acct.account_id, acct.snap AS snapshot_date, acct.segment, acct.plan, acc
   COALESCE(t.tickets_90d, 0) AS tickets_90d, COALESCE(t.high_tickets_90d, 0) AS high_tickets_90d,
   COALESCE(t.open_tickets, 0) AS open_tickets, COALESCE(b.overdue_invoices, 0) AS overdue_invoices,
   renewal.meddpicc_completeness,
-  CASE
-    WHEN acct.churn_date IS NOT NULL AND acct.churn_date <= acct.snap + acct.horizon THEN TRUE
-    WHEN acct.snap + acct.horizon <= (SELECT MAX(usage_date) FROM raw_product_usage) THEN FALSE
+  -- known only once the whole window is observed; a partial window would label only the churners
+  CASE WHEN acct.snap + acct.horizon <= (SELECT MAX(usage_date) FROM raw_product_usage)
+    THEN COALESCE(acct.churn_date <= acct.snap + acct.horizon, FALSE)
   END AS churned_in_horizon
 FROM acct
 LEFT JOIN u ON u.account_id = acct.account_id

@@ -21,7 +21,7 @@ def sample_world(context: dg.AssetExecutionContext, sample_world: SampleWorldSou
         context.log.info(f"sample world at {sample_world.path} is current (seed {sample_world.seed})")
     else:
         manifest = sample_world.generate()
-    counts = manifest.get("counts", {})
+    counts = manifest.get("row_counts", {})
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(sample_world.path),

@@ -61,7 +61,7 @@ def sample_generate(seed: int, accounts: int, months: int, out: Path) -> None:
         manifest = generate_to_dir(WorldConfig(seed=seed, accounts=accounts, months=months), out)
     except RevOpsError as err:
         _fail(err)
-    counts = manifest.get("counts", {})
+    counts = manifest.get("row_counts", {})
     click.echo(f"sample world (seed {seed}, {accounts} accounts) written to {out}")
     for name, n in sorted(counts.items()):
         click.echo(f"  {name:<32} {n:>10,}")

@@ -15,6 +15,8 @@ import dagster as dg
 from revops_pipelines.settings import load_settings
 
 FLOW_JOB = "flow_churn_prevention"
+# the full event log is in the instance (and the UI); the console shows warnings and the summary
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _instance() -> dg.DagsterInstance:
@@ -24,6 +26,10 @@ def _instance() -> dg.DagsterInstance:
         home = str(settings.home / "dagster_home")
         os.makedirs(home, exist_ok=True)
         os.environ["DAGSTER_HOME"] = home
+    cfg = os.path.join(home, "dagster.yaml")
+    if not os.path.exists(cfg):  # a local instance: no telemetry, nothing leaves the machine
+        with open(cfg, "w") as fh:
+            fh.write("telemetry:\n  enabled: false\n")
     return dg.DagsterInstance.get()
 
 
