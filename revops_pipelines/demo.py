@@ -54,7 +54,7 @@ def run_demo() -> dict[str, Any]:
     ok = True
     for job_name, tags in steps:
         result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False
+            instance=instance, tags=tags, raise_on_error=False, run_config=QUIET
         )
         for ev in result.get_asset_check_evaluations():
             checks.append(
