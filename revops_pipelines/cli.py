@@ -18,7 +18,9 @@ def _fail(err: Exception) -> None:
 
 
 # Command groups owned by other packages, imported only when used: "name": "module:attribute".
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "kb": "revops_pipelines.kb.cli:kb",
+}
 
 
 class LazyGroup(click.Group):

@@ -10,6 +10,7 @@ A document is a markdown file ``<root>/<collection>/<name>.md`` that starts with
     owner: revops-team
     updated: 2026-10-01                # YYYY-MM-DD
     taxonomy: [revenue_event.churn]    # taxonomy node ids (checked by taxonomy.check_document_links)
+    review_days: 180                   # optional: review period; the health report flags it when overdue
     ---
     Intro paragraph ...
     ## A section
@@ -19,7 +20,8 @@ A document is a markdown file ``<root>/<collection>/<name>.md`` that starts with
 whose problems read ``<collection>/<file>.md:<line>: <field>: <what is wrong>``.
 
 :func:`chunk_document` splits a body along its headings (``#`` … ``######``, ignoring fenced code),
-falling back to paragraph → sentence → word packing for sections longer than ``max_chars``. A chunk's
+falling back to paragraph → sentence → word packing for sections longer than ``max_chars``; markdown
+links keep only their text (``[guide](kb:x)`` → ``guide``). A chunk's
 id is a hash of (doc id, heading path, chunk text), so editing one section changes only that
 section's chunk ids and everything else keeps its id (and its stored vector).
 """
@@ -47,6 +49,10 @@ COLLECTIONS: dict[str, str] = {
     "product": "Beacon product knowledge: what each feature does and how customers use it.",
     "troubleshooting": "Known problems with symptoms, causes and fixes.",
 }
+
+#: How long a document may go without review before the health report calls it stale (days).
+#: A document's ``review_days`` front-matter field overrides its collection's default.
+REVIEW_DAYS: dict[str, int] = {"best_practices": 365, "product": 180, "troubleshooting": 180}
 
 SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 NODE_ID = r"^[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+$"
@@ -143,6 +149,12 @@ class FrontMatter(StrictModel):
     owner: str = Field(min_length=2, max_length=120, description="team or person who keeps it current")
     updated: date
     taxonomy: list[str] = Field(min_length=1, description="taxonomy node ids this document relates to")
+    review_days: int | None = Field(
+        default=None,
+        ge=7,
+        le=1095,
+        description="review period in days (default per collection, see REVIEW_DAYS)",
+    )
 
     @field_validator("tags")
     @classmethod
@@ -179,6 +191,17 @@ class Document:
     body_line: int  # 1-based line of the file where the body starts
     content_hash: str  # hash of the whole file (front-matter + body)
     field_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    review_days: int | None = None
+
+    @property
+    def review_period(self) -> int:
+        """Days between reviews: the document's own ``review_days`` or its collection's default."""
+        return self.review_days or REVIEW_DAYS.get(self.collection, 180)
+
+    def review_due(self) -> date:
+        from datetime import timedelta
+
+        return self.updated + timedelta(days=self.review_period)
 
     def line_of(self, key: str) -> int:
         """1-based line of a front-matter field (for error messages)."""
@@ -289,6 +312,7 @@ def parse_document(
         body_line=body_line,
         content_hash=content_hash(text),
         field_lines=dict(data.key_lines) if isinstance(data, LineDict) else {},
+        review_days=fm.review_days,
     )
 
 
@@ -354,6 +378,118 @@ def load_documents(root: str | Path, *, collections: Iterable[str] | None = None
     if problems:
         raise ValidationFailed(f"knowledge-base documents under {root}", problems)
     return sorted(docs, key=lambda d: (d.collection, d.id))
+
+
+def content_files(root: str | Path) -> dict[str, str]:
+    """``{relative path: content hash}`` of every content file under ``root`` (docs, taxonomies, eval).
+
+    This is what the content sensor keeps as its cursor, and what :attr:`ValidationReport.fingerprint`
+    summarises.
+    """
+    root = Path(root)
+    out: dict[str, str] = {}
+    for sub, patterns in (
+        ("docs", ("*.md",)),
+        ("taxonomies", ("*.yaml", "*.yml")),
+        ("eval", ("*.yaml", "*.yml")),
+    ):
+        base = root / sub
+        if not base.is_dir():
+            continue
+        for pattern in patterns:
+            for path in base.rglob(pattern):
+                rel = path.relative_to(root)
+                if any(part.startswith(".") for part in rel.parts):
+                    continue
+                out[rel.as_posix()] = content_hash(path.read_bytes().decode("utf-8", errors="replace"))
+    return dict(sorted(out.items()))
+
+
+# -- links ---------------------------------------------------------------------------------------
+_LINK = re.compile(r"(?<!!)\[([^\]\n]+)\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+
+
+@dataclass(frozen=True)
+class Link:
+    """A markdown link in a document body: ``[text](target)``.
+
+    Internal targets are ``kb:<doc-id>``, ``kb:<doc-id>#<anchor>`` or a relative ``*.md`` path
+    (``../product/automation-guide.md#plan-limits``); ``http(s)``/``mailto`` targets are external.
+    """
+
+    source: str  # the linking document's path, e.g. "best_practices/churn-risk-playbook.md"
+    line: int  # 1-based line in the file
+    text: str
+    target: str
+
+    @property
+    def external(self) -> bool:
+        return self.target.startswith(("http://", "https://", "mailto:"))
+
+
+def extract_links(doc: Document) -> list[Link]:
+    """Every markdown link of ``doc``'s body outside fenced code, with its line in the file."""
+    out = []
+    for offset, line in enumerate(_outside_fences(doc.body)):
+        for m in _LINK.finditer(line):
+            out.append(Link(doc.source, doc.body_line + offset, m.group(1), m.group(2)))
+    return out
+
+
+def strip_link_targets(text: str) -> str:
+    """``[text](target)`` → ``text``, outside fenced code: chunk text keeps what a reader sees, so link
+    paths and document ids do not count as words in search (links are checked by validation)."""
+    if "](" not in text:
+        return text
+    lines = text.split("\n")
+    visible = _outside_fences(text)
+    return "\n".join(
+        _LINK.sub(lambda m: m.group(1), line) if line == vis else line
+        for line, vis in zip(lines, visible, strict=True)
+    )
+
+
+def slugify_heading(heading: str) -> str:
+    """GitHub-style anchor of a heading: lower-case, punctuation dropped, spaces to hyphens."""
+    slug = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return re.sub(r"\s", "-", slug)
+
+
+def heading_anchors(doc: Document) -> set[str]:
+    """Anchors of every heading in ``doc`` (for checking ``#anchor`` links)."""
+    anchors = set()
+    for line in _outside_fences(doc.body):
+        m = _HEADING.match(line)
+        if m:
+            anchors.add(slugify_heading(m.group(2)))
+    return anchors
+
+
+def resolve_link(
+    link: Link, docs_by_source: dict[str, Document], docs_by_id: dict[str, Document]
+) -> str | None:
+    """``None`` if an internal link resolves to an existing document (and anchor), else the problem."""
+    import posixpath
+
+    target, _, anchor = link.target.partition("#")
+    if link.external:
+        return None
+    if target.startswith("kb:"):
+        doc = docs_by_id.get(target[3:])
+        if doc is None:
+            return f"links to unknown document id {target[3:]!r}"
+    elif target == "":
+        doc = docs_by_source.get(link.source)
+    elif target.endswith(".md"):
+        path = posixpath.normpath(posixpath.join(posixpath.dirname(link.source), target))
+        doc = docs_by_source.get(path)
+        if doc is None:
+            return f"links to missing file {target!r}"
+    else:
+        return f"link target {link.target!r} is neither kb:<doc-id>, a relative .md path nor http(s)"
+    if anchor and doc is not None and anchor not in heading_anchors(doc):
+        return f"links to missing heading #{anchor} in {doc.source}"
+    return None
 
 
 # -- chunking --------------------------------------------------------------------------------------
@@ -425,7 +561,7 @@ def chunk_document(doc: Document, *, max_chars: int = DEFAULT_MAX_CHARS) -> list
     chunks: list[Chunk] = []
     used: set[str] = set()
     for path, text in _sections(doc):
-        for piece in _split_long(text, max_chars):
+        for piece in _split_long(strip_link_targets(text), max_chars):
             cid = chunk_id(doc.id, path, piece)
             n = 1
             while cid in used:  # identical text under the same heading: disambiguate, deterministically

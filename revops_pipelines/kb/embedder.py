@@ -271,3 +271,50 @@ def get_embedder(name: str = "hashing", **kwargs) -> Embedder:
 
 
 register_embedder("hashing", HashingEmbedder)
+
+
+class WordLlamaEmbedder:
+    """Semantic, offline embedder: WordLlama's static token embeddings (256-d weights shipped inside the
+    ``wordllama`` wheel, loaded with downloads disabled), mean-pooled and L2-normalised.
+
+    It knows that "champion left" and "champion leaves" are close, which the hashing embedder does not.
+    Optional: needs ``pip install wordllama``; :func:`get_embedder` names the missing package otherwise.
+    """
+
+    name = "wordllama"
+
+    def __init__(self, config: str = "l2_supercat", dim: int = 256, *, version: str = "1"):
+        try:
+            import wordllama
+            from wordllama import WordLlama
+        except ImportError:
+            raise ConfigurationError(
+                "embedder", "the 'wordllama' embedder needs the wordllama package", "pip install wordllama"
+            ) from None
+        from pathlib import Path
+
+        self.dim = int(dim)
+        self.version = f"{version}+{config}-{self.dim}"
+        self._lock = threading.Lock()
+        self._model = WordLlama.load(
+            config=config, dim=self.dim, cache_dir=Path(wordllama.__file__).parent, disable_download=True
+        )
+
+    def __repr__(self) -> str:
+        return f"WordLlamaEmbedder(dim={self.dim}, version={self.version!r})"
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if isinstance(texts, str):
+            raise TypeError("embed() takes a sequence of texts, not a single string")
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            out = np.asarray(self._model.embed(list(texts), norm=True), dtype=np.float32)
+        empty = np.array([not tokenize(t) for t in texts])
+        out[empty] = 0.0  # texts without any content word embed to zero, like the hashing embedder
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, norms, out=out, where=norms > 0)
+        return out
+
+
+register_embedder("wordllama", WordLlamaEmbedder)

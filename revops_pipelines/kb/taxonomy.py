@@ -306,7 +306,7 @@ def _structural_problems(spec: TaxonomySpec, raw: Any, source: str) -> list[str]
     for i, node in enumerate(spec.nodes):
         where = f"{source}:{_node_line(raw, i) or '?'}: node {node.id!r}"
         if node.parent is not None and node.parent not in ids:
-            hint = difflib.get_close_matches(node.parent, list(ids), n=1)
+            hint = difflib.get_close_matches(node.parent, sorted(ids - {node.id}), n=1)
             problems.append(
                 f"{where}: parent {node.parent!r} does not exist"
                 + (f" (did you mean {hint[0]!r}?)" if hint else "")

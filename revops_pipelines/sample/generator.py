@@ -1,6 +1,6 @@
 """Deterministic sample RevOps world with ground truth.
 
-``generate_world(WorldConfig(...))`` simulates a B2B SaaS vendor ("Lumenary") and its customer
+``generate_world(WorldConfig(...))`` simulates a B2B SaaS vendor ("Beacon", a revenue-analytics SaaS) and its customer
 base, then renders what the vendor's systems would hold: Salesforce (Account, Contact, Opportunity,
 Case), HubSpot (companies, contacts), Gong (calls, transcripts), Stripe-like invoices and daily
 product usage — plus the hidden truth (per-account latent parameters) and the churn oracle.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-VENDOR = "Lumenary"
+VENDOR = "Beacon"
 VENDOR_DOMAIN = "lumenary.io"
 
 FEATURES = (
