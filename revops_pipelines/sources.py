@@ -36,8 +36,15 @@ class SampleWorldSource(dg.ConfigurableResource):
         return json.loads(f.read_text()) if f.exists() else None
 
     def is_current(self) -> bool:
+        from revops_pipelines.sample.generator import GENERATOR_VERSION
+
         m = self.manifest()
-        return bool(m) and m.get("seed") == self.seed and m.get("accounts") == self.accounts
+        return (
+            bool(m)
+            and m.get("seed") == self.seed
+            and m.get("accounts") == self.accounts
+            and m.get("generator_version") == GENERATOR_VERSION
+        )
 
     def generate(self) -> dict:
         """Generate the world (replacing an older one in the same folder) and return its manifest."""
