@@ -6,6 +6,7 @@ null while its window is not yet observable.
 """
 
 import os
+from datetime import date, timedelta
 
 import dagster as dg
 from pydantic import Field
@@ -94,6 +95,16 @@ FEATURE_COLUMNS = [
     c for c in FEATURES.column_names if c not in ("account_id", "snapshot_date", "churned_in_horizon")
 ]
 CATEGORICAL = ("segment", "plan", "billing_frequency")
+MEDDPICC_FIELDS = (
+    "metrics",
+    "economic_buyer",
+    "decision_criteria",
+    "decision_process",
+    "paper_process",
+    "identify_pain",
+    "champion",
+    "competition",
+)
 
 # One statement, parameters: snapshot date, horizon days. Every source is cut at the snapshot.
 FEATURES_SQL = """
@@ -183,6 +194,158 @@ ORDER BY acct.account_id
 """
 
 
+def _firebolt_features_sql() -> str:
+    """FEATURES_SQL for Firebolt: the window boundaries (snapshot - 30/90/180 days, end of the
+    label horizon) arrive as parameters, so the SQL needs no date arithmetic beyond
+    ``DATE_DIFF('day', a, b)``; the slope is least squares from averages (as ``REGR_SLOPE``), the
+    nearest renewal is found by a join (instead of ``ARG_MIN``), casts are ``CAST``."""
+
+    def days(a: str, b: str) -> str:  # whole days from a to b
+        return f"DATE_DIFF('day', {a}, {b})"
+
+    def dbl(x: str) -> str:
+        return f"CAST({x} AS DOUBLE PRECISION)"
+
+    def flag(cond: str) -> str:
+        return f"CASE WHEN {cond} THEN 1 ELSE 0 END"
+
+    util = f"{dbl('u.active_users')} / NULLIF(u.seats, 0)"
+    x = dbl(days("p.snap", "u.usage_date"))
+    xy = f"CASE WHEN u.seats <> 0 THEN {x} END"  # least squares over pairs with a utilisation
+    slope = (
+        f"(AVG({xy} * ({util})) - AVG({xy}) * AVG({util})) / "
+        f"NULLIF(AVG({xy} * {xy}) - AVG({xy}) * AVG({xy}), 0)"
+    )
+    completeness = (
+        "("
+        + " + ".join(flag(f"o.meddpicc_{m} IS NOT NULL") for m in MEDDPICC_FIELDS)
+        + f") / {float(len(MEDDPICC_FIELDS))}"
+    )
+    renewal_where = (
+        "o.type = 'Renewal' AND o.close_date > p.snap AND CAST(o.created_at AS DATE) <= p.snap"
+        " AND NOT o.is_deleted"
+    )
+    renewal = f"""renewal_opps AS (
+  SELECT o.account_id, o.close_date, {completeness} AS completeness
+  FROM raw_sf_opportunities o, p
+  WHERE {renewal_where}
+),
+renewal AS (
+  SELECT r.account_id, r.close_date AS next_renewal, AVG(r.completeness) AS meddpicc_completeness
+  FROM renewal_opps r
+  JOIN (SELECT account_id, MIN(close_date) AS first_close FROM renewal_opps GROUP BY account_id) n
+    ON n.account_id = r.account_id AND n.first_close = r.close_date
+  GROUP BY r.account_id, r.close_date
+)"""
+    tenure = days("acct.customer_since", "acct.snap")
+    return f"""
+WITH p AS (
+  SELECT CAST(? AS DATE) AS snap, CAST(? AS DATE) AS d30, CAST(? AS DATE) AS d90,
+    CAST(? AS DATE) AS d180, CAST(? AS DATE) AS label_end
+),
+acct AS (
+  SELECT a.*, p.snap, p.label_end FROM raw_sf_accounts a, p
+  WHERE NOT a.is_deleted AND a.customer_since <= p.snap AND (a.churn_date IS NULL OR a.churn_date > p.snap)
+),
+u AS (
+  SELECT u.account_id,
+    AVG(CASE WHEN u.usage_date > p.d30 THEN {util} END) AS util_30d,
+    AVG(CASE WHEN u.usage_date <= p.d30 THEN {util} END) AS util_prev_60d,
+    {slope} AS usage_slope_90d,
+    AVG(CASE WHEN u.usage_date > p.d30 THEN u.sessions END) AS sessions_30d,
+    AVG(CASE WHEN u.usage_date > p.d30 THEN u.features_used END) AS features_used_30d
+  FROM raw_product_usage u, p
+  WHERE u.usage_date <= p.snap AND u.usage_date > p.d90
+  GROUP BY u.account_id
+),
+last_active AS (
+  SELECT u.account_id, MAX(u.usage_date) AS last_day FROM raw_product_usage u, p
+  WHERE u.usage_date <= p.snap AND u.active_users > 0 GROUP BY u.account_id
+),
+c AS (
+  SELECT g.account_id, COUNT(*) AS calls_90d, AVG(s.sentiment) AS sentiment_90d,
+    AVG(s.negative_share) AS negative_share_90d, SUM(s.risk_mentions) AS risk_mentions_90d
+  FROM raw_gong_calls g JOIN gong_call_sentiment s ON s.call_id = g.call_id, p
+  WHERE CAST(g.started AS DATE) <= p.snap AND CAST(g.started AS DATE) > p.d90
+  GROUP BY g.account_id
+),
+t AS (
+  SELECT k.account_id,
+    COUNT(CASE WHEN CAST(k.created_at AS DATE) > p.d90 THEN 1 END) AS tickets_90d,
+    COUNT(CASE WHEN CAST(k.created_at AS DATE) > p.d90 AND k.priority IN ('High', 'Critical') THEN 1 END)
+      AS high_tickets_90d,
+    COUNT(CASE WHEN k.closed_at IS NULL OR CAST(k.closed_at AS DATE) > p.snap THEN 1 END) AS open_tickets
+  FROM raw_sf_cases k, p
+  WHERE NOT k.is_deleted AND CAST(k.created_at AS DATE) <= p.snap
+  GROUP BY k.account_id
+),
+b AS (
+  SELECT i.account_id, COUNT(*) AS overdue_invoices FROM raw_billing_invoices i, p
+  WHERE i.due_date < p.snap AND i.due_date >= p.d180
+    AND (i.paid_at IS NULL OR CAST(i.paid_at AS DATE) > p.snap)
+  GROUP BY i.account_id
+),
+{renewal}
+SELECT acct.account_id, acct.snap AS snapshot_date, acct.segment, acct.plan, acct.billing_frequency,
+  acct.seats, acct.arr, {tenure} AS tenure_days,
+  CASE
+    WHEN acct.billing_frequency = 'Monthly' THEN 30 - MOD({tenure}, 30)
+    ELSE COALESCE({days("acct.snap", "renewal.next_renewal")}, 365 - MOD({tenure}, 365))
+  END AS days_to_renewal,
+  u.util_30d, u.util_prev_60d,
+  CASE WHEN u.util_prev_60d > 0 THEN u.util_30d / u.util_prev_60d END AS usage_trend,
+  u.usage_slope_90d, u.sessions_30d, u.features_used_30d,
+  COALESCE({days("last_active.last_day", "acct.snap")}, {tenure}) AS days_since_active,
+  COALESCE(c.calls_90d, 0) AS calls_90d, c.sentiment_90d, c.negative_share_90d,
+  COALESCE(c.risk_mentions_90d, 0) AS risk_mentions_90d,
+  COALESCE(t.tickets_90d, 0) AS tickets_90d, COALESCE(t.high_tickets_90d, 0) AS high_tickets_90d,
+  COALESCE(t.open_tickets, 0) AS open_tickets, COALESCE(b.overdue_invoices, 0) AS overdue_invoices,
+  renewal.meddpicc_completeness,
+  -- known only once the whole window is observed; a partial window would label only the churners
+  CASE WHEN acct.label_end <= (SELECT MAX(usage_date) FROM raw_product_usage)
+    THEN COALESCE(acct.churn_date <= acct.label_end, FALSE)
+  END AS churned_in_horizon
+FROM acct
+LEFT JOIN u ON u.account_id = acct.account_id
+LEFT JOIN last_active ON last_active.account_id = acct.account_id
+LEFT JOIN c ON c.account_id = acct.account_id
+LEFT JOIN t ON t.account_id = acct.account_id
+LEFT JOIN b ON b.account_id = acct.account_id
+LEFT JOIN renewal ON renewal.account_id = acct.account_id
+ORDER BY acct.account_id
+"""
+
+
+FIREBOLT_FEATURES_SQL = _firebolt_features_sql()
+
+
+def features_sql(dialect: str) -> str:
+    """The feature query for one snapshot, rendered for ``dialect``: DuckDB runs
+    :data:`FEATURES_SQL` (its idioms: ``date - int``, ``REGR_SLOPE``, ``ARG_MIN``, ``::``), Firebolt a
+    portable rendering. Both are tested to give the same rows (the Firebolt one through the SDK
+    against the stand-in, which executes on DuckDB; real-Firebolt function coverage is not
+    exercised in CI). Parameters: :func:`features_params`."""
+    if dialect == "duckdb":
+        return FEATURES_SQL
+    if dialect == "firebolt":
+        return FIREBOLT_FEATURES_SQL
+    raise ValueError(f"unknown dialect {dialect!r}")
+
+
+def features_params(dialect: str, snapshot: date, horizon_days: int) -> list:
+    """Parameters of :func:`features_sql`: DuckDB takes (snapshot, horizon days); Firebolt the
+    snapshot, its 30/90/180-day window starts and the end of the label horizon."""
+    if dialect == "duckdb":
+        return [snapshot, horizon_days]
+    return [
+        snapshot,
+        snapshot - timedelta(days=30),
+        snapshot - timedelta(days=90),
+        snapshot - timedelta(days=180),
+        snapshot + timedelta(days=horizon_days),
+    ]
+
+
 def snapshot_partitions() -> dg.MonthlyPartitionsDefinition:
     """Monthly snapshot dates. Defaults cover the default sample world (2024-01 .. 2025-12)."""
     return dg.MonthlyPartitionsDefinition(
@@ -222,9 +385,12 @@ def account_features(
     exactly that snapshot's rows, so re-runs and backfills never duplicate."""
     window = context.partition_time_window
     snapshots = pd.date_range(window.start.date(), window.end.date(), freq="MS", inclusive="left")
+    sql = features_sql(warehouse.dialect)
     frames = []
     for snap in snapshots:
-        frames.append(warehouse.query(FEATURES_SQL, [snap.date().isoformat(), config.horizon_days]))
+        frames.append(
+            warehouse.query(sql, features_params(warehouse.dialect, snap.date(), config.horizon_days))
+        )
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FEATURES.column_names)
     result = warehouse.replace_where(
         FEATURES,

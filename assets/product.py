@@ -9,6 +9,7 @@ from revops_pipelines.lazy import pd
 from revops_pipelines.raw import raw_table_asset
 from revops_pipelines.sources import SampleWorldSource
 from revops_pipelines.warehouse import table
+from revops_pipelines.warehouse.drift import conform_frame
 
 USAGE = table(
     "raw_product_usage",
@@ -49,7 +50,8 @@ INVOICES = table(
 
 
 def _usage(src: SampleWorldSource) -> pd.DataFrame:
-    return src.parquet("product/usage_daily.parquet")[USAGE.column_names]
+    path = "product/usage_daily.parquet"
+    return conform_frame(USAGE, src.parquet(path), source=path)
 
 
 def _epoch(v):

@@ -1,11 +1,25 @@
-"""SQL asset checks: a rule is a query counting offending rows; zero offenders passes.
+"""Data-quality asset checks, answered in the warehouse.
 
-Used for raw and feature tables alike. ``blocking=True`` where bad data must not flow downstream.
+* rule checks (:func:`sql_check` and its shorthands: unique, not null, accepted values, references):
+  a query counts offending rows; zero offenders passes;
+* :func:`partition_anomaly_check`: row count and metric distribution of each partition (a snapshot
+  date, a month) against the median of the partitions before it;
+* :func:`freshness_check`: the latest timestamp of a table against a reference (wall clock or the
+  latest timestamp of another table);
+* :func:`schema_drift_check`: the table in the warehouse against its declared schema.
+
+Used for raw and feature tables alike; ``blocking=True`` where bad data must not flow downstream
+(a failed blocking check stops the run before dependent assets, e.g. the churn model). Every result
+carries metadata (offending rows, rule SQL, a sample, per-partition stats) shown in the UI.
 """
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 
-from revops_pipelines.warehouse import Warehouse
+from revops_pipelines.warehouse import TableSchema, Warehouse, ident
 
 
 def sql_check(
@@ -18,8 +32,10 @@ def sql_check(
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
     sample_sql: str | None = None,
     additional_deps: tuple[str, ...] = (),
+    params: Sequence[Any] = (),
 ) -> dg.AssetChecksDefinition:
-    """``offenders_sql`` returns one number: how many rows break the rule."""
+    """``offenders_sql`` returns one number: how many rows break the rule (``params`` bind its
+    ``?`` placeholders, and those of ``sample_sql``)."""
 
     @dg.asset_check(
         asset=asset,
@@ -29,14 +45,14 @@ def sql_check(
         additional_deps=[dg.AssetKey(d) for d in additional_deps],
     )
     def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
-        bad = int(warehouse.scalar(offenders_sql) or 0)
+        bad = int(warehouse.scalar(offenders_sql, list(params)) or 0)
         metadata: dict = {
             "offending_rows": dg.MetadataValue.int(bad),
             "rule_sql": dg.MetadataValue.md(f"```sql\n{offenders_sql}\n```"),
         }
         if bad and sample_sql:
             metadata["sample"] = dg.MetadataValue.md(
-                warehouse.query(sample_sql).head(10).to_markdown(index=False)
+                warehouse.query(sample_sql, list(params)).head(10).to_markdown(index=False)
             )
         return dg.AssetCheckResult(passed=bad == 0, severity=severity, metadata=metadata)
 
@@ -77,3 +93,195 @@ def references_check(
         blocking=blocking,
         additional_deps=(parent,),
     )
+
+
+def accepted_values_check(
+    asset: str, column: str, values: Sequence[str], *, blocking: bool = True, allow_null: bool = True
+) -> dg.AssetChecksDefinition:
+    ident(column)
+    marks = ", ".join("?" for _ in values)
+    null = "" if allow_null else f" OR {column} IS NULL"
+    where = f"({column} NOT IN ({marks}){null})"
+    return sql_check(
+        asset,
+        f"{asset}_{column}_accepted_values",
+        f"SELECT COUNT(*) FROM {ident(asset)} WHERE {where}",
+        description=f"{asset}.{column} is one of {', '.join(values)}"
+        + ("" if allow_null else " (never null)"),
+        blocking=blocking,
+        sample_sql=f"SELECT {column}, COUNT(*) AS n FROM {ident(asset)} WHERE {where} GROUP BY {column} "
+        "ORDER BY n DESC LIMIT 10",
+        params=tuple(values),
+    )
+
+
+def _relative_change(value: float | None, baseline: float | None) -> float | None:
+    if value is None or baseline is None:
+        return None
+    if baseline == 0:
+        return 0.0 if value == 0 else float("inf")
+    return abs(value - baseline) / abs(baseline)
+
+
+def evaluate_partitions(
+    rows: list[dict[str, Any]], limits: dict[str, float], window: int = 3, min_history: int = 2
+) -> list[dict[str, Any]]:
+    """Flag each partition whose metric moved more than ``limits[metric]`` (relative) from the
+    median of the ``window`` partitions before it. ``rows`` are ordered by partition."""
+    import statistics
+
+    out = []
+    for i, row in enumerate(rows):
+        history = rows[max(0, i - window) : i]
+        flags = []
+        if len(history) >= min_history:
+            for metric, limit in limits.items():
+                prev = [h[metric] for h in history if h[metric] is not None]
+                if not prev:
+                    continue
+                change = _relative_change(row[metric], statistics.median(prev))
+                if change is not None and change > limit:
+                    flags.append(f"{metric} {row[metric]:.4g} vs median {statistics.median(prev):.4g}")
+                elif row[metric] is None:
+                    flags.append(f"{metric} is null (was {statistics.median(prev):.4g})")
+        out.append({**row, "anomalies": flags})
+    return out
+
+
+def partition_anomaly_check(
+    asset: str,
+    partition_expr: str,
+    metrics: dict[str, str],
+    limits: dict[str, float],
+    *,
+    name: str | None = None,
+    window: int = 3,
+    min_history: int = 2,
+    blocking: bool = False,
+    description: str | None = None,
+) -> dg.AssetChecksDefinition:
+    """Row count and metric distribution per partition vs the previous partitions.
+
+    ``metrics`` maps a name to an aggregate SQL expression (``row_count`` is always computed);
+    ``limits`` maps a metric name to the largest allowed relative change from the median of the
+    ``window`` previous partitions. Every partition with enough history is judged, so a bad
+    partition in the middle of a backfill is caught too."""
+    for m in metrics:
+        ident(m)
+    select = ", ".join(
+        [f"{partition_expr} AS partition_key", "COUNT(*) AS row_count"]
+        + [f"{expr} AS {m}" for m, expr in metrics.items()]
+    )
+    sql = f"SELECT {select} FROM {ident(asset)} GROUP BY 1 ORDER BY 1"
+    check_name = name or f"{asset}_partition_anomaly"
+
+    @dg.asset_check(
+        asset=asset,
+        name=check_name,
+        blocking=blocking,
+        description=description
+        or f"per-partition {', '.join(limits)} of {asset} within {limits} (relative) of the previous {window}",
+    )
+    def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
+        df = warehouse.query(sql)
+        rows = [
+            {
+                k: (None if v is None or v != v else (str(v) if k == "partition_key" else float(v)))
+                for k, v in r.items()
+            }
+            for r in df.to_dict("records")
+        ]
+        judged = evaluate_partitions(rows, limits, window=window, min_history=min_history)
+        bad = [r for r in judged if r["anomalies"]]
+        table_md = "| partition | " + " | ".join(["row_count", *metrics]) + " | anomalies |\n"
+        table_md += "|---" * (len(metrics) + 3) + "|\n"
+        for r in judged[-24:]:
+            vals = " | ".join("" if r[k] is None else f"{r[k]:.4g}" for k in ["row_count", *metrics])
+            table_md += f"| {r['partition_key']} | {vals} | {'; '.join(r['anomalies'])} |\n"
+        return dg.AssetCheckResult(
+            passed=bool(rows) and not bad,
+            metadata={
+                "partitions": dg.MetadataValue.int(len(rows)),
+                "anomalous_partitions": dg.MetadataValue.json(
+                    {r["partition_key"]: r["anomalies"] for r in bad}
+                ),
+                "per_partition": dg.MetadataValue.md(table_md),
+                "rule_sql": dg.MetadataValue.md(f"```sql\n{sql}\n```"),
+            },
+        )
+
+    return _check
+
+
+def freshness_check(
+    asset: str,
+    column: str,
+    max_lag_days: float,
+    *,
+    reference: tuple[str, str] | None = None,
+    blocking: bool = False,
+) -> dg.AssetChecksDefinition:
+    """The latest ``column`` of ``asset`` is at most ``max_lag_days`` behind the reference: the
+    wall clock (``reference=None``), or the latest value of ``reference=(table, column)`` — for a
+    replayed or sample world, "no source lags the others"."""
+    ident(column)
+    ref_text = "now" if reference is None else f"latest {reference[0]}.{reference[1]}"
+    deps = () if reference is None else (reference[0],)
+
+    @dg.asset_check(
+        asset=asset,
+        name=f"{asset}_freshness",
+        blocking=blocking,
+        description=f"latest {asset}.{column} at most {max_lag_days:g} days behind {ref_text}",
+        additional_deps=[dg.AssetKey(d) for d in deps if d != asset],
+    )
+    def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
+        import pandas as pd
+
+        latest = warehouse.scalar(f"SELECT MAX({column}) FROM {ident(asset)}")
+        if reference is None:
+            ref = datetime.now(UTC).replace(tzinfo=None)
+        else:
+            ref = warehouse.scalar(f"SELECT MAX({ident(reference[1])}) FROM {ident(reference[0])}")
+        if latest is None or ref is None:
+            return dg.AssetCheckResult(
+                passed=False, metadata={"problem": "no rows" if latest is None else "no reference rows"}
+            )
+        lag = (pd.Timestamp(ref) - pd.Timestamp(latest)).total_seconds() / 86400
+        return dg.AssetCheckResult(
+            passed=lag <= max_lag_days,
+            metadata={
+                "latest": str(latest),
+                "reference": f"{ref_text} = {ref}",
+                "lag_days": dg.MetadataValue.float(round(lag, 3)),
+                "max_lag_days": dg.MetadataValue.float(float(max_lag_days)),
+            },
+        )
+
+    return _check
+
+
+def schema_drift_check(schema: TableSchema, *, blocking: bool = False) -> dg.AssetChecksDefinition:
+    """The table in the warehouse has exactly the declared columns and types."""
+
+    @dg.asset_check(
+        asset=schema.name,
+        name=f"{schema.name}_schema_drift",
+        blocking=blocking,
+        description=f"{schema.name} in the warehouse matches its declared schema (columns, types)",
+    )
+    def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
+        from revops_pipelines.warehouse.catalog import drift
+
+        actual = warehouse.columns(schema.name)
+        problems = drift(schema, actual, warehouse.dialect) if actual else ["table does not exist"]
+        return dg.AssetCheckResult(
+            passed=not problems,
+            metadata={
+                "problems": dg.MetadataValue.json(problems),
+                "warehouse_columns": dg.MetadataValue.json({c: t for c, t in actual}),
+                "declared_columns": dg.MetadataValue.json({c.name: c.type for c in schema.columns}),
+            },
+        )
+
+    return _check

@@ -12,6 +12,7 @@ from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -119,8 +120,34 @@ class Warehouse(dg.ConfigurableResource):
         return rows[0][0] if rows else None
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        """Run one statement. A statement that writes a table bumps that table's version token, so
+        cached reads of it (:mod:`revops_pipelines.warehouse.cache`) are never served stale."""
+        from revops_pipelines.warehouse.sqltext import written_tables
+
+        written = [t for t in written_tables(sql) if not t.startswith("_revops_")]
         with self.connect() as conn:
             self._run(conn, sql, params)
+            if written:
+                self._touch(conn, written)
+
+    def target_id(self) -> str:
+        """Which database this resource points at (for per-process caches; no credentials)."""
+        return f"{self.dialect}:{id(self)}"
+
+    # ---- table version tokens (cache invalidation) -------------------------------------------------
+    def _touch(self, conn: Any, tables: Sequence[str]) -> None:
+        """Give each of ``tables`` a new version token (inside the caller's transaction on DuckDB)."""
+        from revops_pipelines.warehouse.cache import TABLE_VERSIONS, new_token
+
+        self._run(conn, TABLE_VERSIONS.ddl(self.dialect))
+        now = datetime.now(UTC).replace(tzinfo=None)
+        for t in dict.fromkeys(tables):
+            self._run(conn, f"DELETE FROM {TABLE_VERSIONS.name} WHERE table_name = ?", [t])
+            self._run(
+                conn,
+                f"INSERT INTO {TABLE_VERSIONS.name} (table_name, token, changed_at) VALUES (?, ?, ?)",
+                [t, new_token(), now],
+            )
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         import pandas as pd
@@ -137,14 +164,18 @@ class Warehouse(dg.ConfigurableResource):
 
     # ---- tables ---------------------------------------------------------------------------------
     def ensure_table(self, schema: TableSchema) -> None:
-        self.execute(schema.ddl(self.dialect))
+        """Create the table, or migrate it forward to its declaration (refusing incompatible
+        changes with a message saying what to do); see :mod:`revops_pipelines.warehouse.migrations`."""
+        from revops_pipelines.warehouse.migrations import ensure_current
+
+        ensure_current(self, schema)
 
     def table_names(self) -> list[str]:
         df = self.query(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = ? ORDER BY table_name",
             [self.schema_name],
         )
-        return [t for t in df["table_name"].tolist() if "__stage_" not in t]
+        return [t for t in df["table_name"].tolist() if "__stage_" not in t and not t.startswith("_revops_")]
 
     @property
     def schema_name(self) -> str:
@@ -208,6 +239,7 @@ class Warehouse(dg.ConfigurableResource):
                     if updated:
                         self._run(conn, f"DELETE FROM {target} t USING {stage} s WHERE {on}")
                     self._run(conn, f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage}")
+                    self._touch(conn, [schema.name])
                     self._commit(conn)
                 except Exception:
                     self._rollback(conn)
@@ -235,6 +267,7 @@ class Warehouse(dg.ConfigurableResource):
                 self._run(conn, f"DELETE FROM {target} WHERE {where}", params)
                 if data.num_rows:
                     self._insert_arrow(conn, target, data)
+                self._touch(conn, [schema.name])
                 self._commit(conn)
             except Exception:
                 self._rollback(conn)

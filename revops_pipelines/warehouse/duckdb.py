@@ -54,6 +54,9 @@ class DuckDBWarehouse(Warehouse):
         finally:
             conn.close()
 
+    def target_id(self) -> str:
+        return "duckdb:" + (self.path if self.path == ":memory:" else str(Path(self.path).resolve()))
+
     def _insert_arrow(self, conn: Any, table: str, data: pa.Table) -> None:
         conn.register("__revops_frame", data)
         try:

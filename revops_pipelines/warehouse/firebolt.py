@@ -68,6 +68,9 @@ class FireboltWarehouse(Warehouse):
             return f"Firebolt Core at {self.url} (database {self.database!r})"
         return f"Firebolt account {self.account_name!r} (engine {self.engine_name!r}, database {self.database!r})"
 
+    def target_id(self) -> str:
+        return f"firebolt:{self.url or self.account_name}/{self.engine_name or ''}/{self.database}"
+
     def _scrub(self, text: str) -> str:
         if self.client_secret and self.client_secret in text:
             text = text.replace(self.client_secret, "***")

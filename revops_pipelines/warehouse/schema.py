@@ -8,6 +8,7 @@ declared NULL, so nullability is always spelled out there).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -78,6 +79,23 @@ class TableSchema:
 
     def column(self, name: str) -> Column:
         return self._by_name[name]
+
+    def signature(self) -> dict:
+        """What a migration compares: columns (name, type, nullability), keys, kind, primary index."""
+        return {
+            "columns": [[c.name, c.type, c.nullable] for c in self.columns],
+            "keys": list(self.keys),
+            "kind": self.kind,
+            "primary_index": list(self.primary_index or self.keys),
+        }
+
+    def signature_json(self) -> str:
+        return json.dumps(self.signature(), sort_keys=True, separators=(",", ":"))
+
+    def add_column_ddl(self, dialect: str, column: str) -> str:
+        """``ALTER TABLE ... ADD COLUMN`` for a nullable column (the only in-place change we make)."""
+        c = self.column(column)
+        return f"ALTER TABLE {ident(self.name)} ADD COLUMN {c.name} {TYPES[c.type][dialect]} NULL"
 
     def ddl(self, dialect: str, name: str | None = None) -> str:
         if dialect not in DIALECTS:

@@ -46,3 +46,13 @@ def warehouse(request: pytest.FixtureRequest, tmp_path):
         return DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
     server = request.getfixturevalue("standin")
     return FireboltWarehouse(database="revops", url=server.url)
+
+
+@pytest.fixture(autouse=True)
+def fresh_migration_cache():
+    """Each test starts with no 'already verified' declarations (a stand-in port can be reused)."""
+    from revops_pipelines.warehouse.migrations import forget_verified
+
+    forget_verified()
+    yield
+    forget_verified()

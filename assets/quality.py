@@ -1,0 +1,67 @@
+"""Data-quality checks across sources and the feature table (beyond each source module's own rules).
+
+Accepted values on the categorical fields models and agents branch on; data freshness of every
+source against the latest product usage (so a stalled connector is caught even in a replayed
+world); per-partition row-count and distribution anomalies of the monthly usage and of each
+feature snapshot; schema drift of every raw table against its declaration. Checks guarding what
+the churn model reads are blocking.
+"""
+
+from assets import features, gong, hubspot, product, salesforce
+from revops_pipelines.checks import (
+    accepted_values_check,
+    freshness_check,
+    partition_anomaly_check,
+    schema_drift_check,
+)
+
+USAGE_REF = ("raw_product_usage", "usage_date")
+DOMAINS = (salesforce, hubspot, gong, product, features)
+
+
+def _tables_with_assets():
+    """Declared tables that are also asset keys (a check needs its asset in the definitions)."""
+    keys = {k.to_user_string() for mod in DOMAINS for a in getattr(mod, "ASSETS", []) for k in a.keys}
+    return [t for mod in DOMAINS for t in getattr(mod, "TABLES", []) if t.name in keys]
+
+
+CHECKS = [
+    # accepted values
+    accepted_values_check("raw_sf_accounts", "plan", ("Starter", "Growth", "Scale", "Enterprise")),
+    accepted_values_check("raw_sf_accounts", "billing_frequency", ("Monthly", "Annual")),
+    accepted_values_check("raw_sf_cases", "priority", ("Low", "Medium", "High", "Critical")),
+    accepted_values_check(
+        "raw_sf_cases", "status", ("New", "Working", "Escalated", "On Hold", "Closed"), blocking=False
+    ),
+    accepted_values_check("raw_sf_opportunities", "type", ("New Business", "Renewal", "Expansion")),
+    accepted_values_check(
+        "raw_billing_invoices", "status", ("draft", "open", "paid", "uncollectible", "void"), blocking=False
+    ),
+    # freshness: no source lags the latest product usage
+    freshness_check("raw_sf_accounts", "system_modstamp", 7, reference=USAGE_REF),
+    freshness_check("raw_sf_cases", "created_at", 14, reference=USAGE_REF),
+    freshness_check("raw_gong_calls", "started", 14, reference=USAGE_REF),
+    freshness_check("raw_billing_invoices", "created_at", 35, reference=USAGE_REF),
+    # row count and distribution per partition vs the previous ones
+    partition_anomaly_check(
+        "raw_product_usage",
+        "DATE_TRUNC('month', usage_date)",
+        {
+            "rows_per_day": "COUNT(*) * 1.0 / COUNT(DISTINCT usage_date)",
+            "mean_utilisation": "AVG(CASE WHEN seats > 0 THEN active_users * 1.0 / seats END)",
+        },
+        {"rows_per_day": 0.5, "mean_utilisation": 0.5},
+        description="monthly usage: rows per day and mean seat utilisation within 50% of the previous 3 months",
+    ),
+    partition_anomaly_check(
+        "account_features",
+        "snapshot_date",
+        {"mean_util_30d": "AVG(util_30d)", "mean_arr": "AVG(arr)", "mean_tickets_90d": "AVG(tickets_90d)"},
+        {"row_count": 0.5, "mean_util_30d": 0.5, "mean_arr": 0.5, "mean_tickets_90d": 1.0},
+        blocking=True,
+        description="each snapshot's row count and feature means within bounds of the previous 3 snapshots "
+        "(blocking: an anomalous snapshot must not train or score the churn model)",
+    ),
+    # schema drift of every raw and feature table
+    *[schema_drift_check(t) for t in _tables_with_assets()],
+]

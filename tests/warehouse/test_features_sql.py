@@ -1,0 +1,207 @@
+"""account_features SQL per dialect: the Firebolt rendering (through the SDK to the stand-in) gives
+the same rows as DuckDB's, and nothing dated after a snapshot changes that snapshot's features."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import pandas as pd
+import pytest
+
+from assets import features as F
+from assets.gong import CALLS
+from assets.product import INVOICES, USAGE
+from assets.salesforce import ACCOUNTS, CASES, OPPORTUNITIES
+from revops_pipelines.warehouse.duckdb import DuckDBWarehouse
+from revops_pipelines.warehouse.firebolt import FireboltWarehouse
+
+SNAP = dt.date(2025, 6, 1)
+START = dt.date(2024, 10, 1)
+DEFAULTS = {
+    "TEXT": "x",
+    "BIGINT": 0,
+    "INTEGER": 0,
+    "DOUBLE": 0.0,
+    "BOOLEAN": False,
+    "DATE": START,
+    "TIMESTAMP": dt.datetime(2024, 10, 1),
+}
+
+
+def row(schema, **values):
+    """All declared columns: given values, NOT NULL ones defaulted, the rest null."""
+    out = {c.name: (None if c.nullable else DEFAULTS[c.type]) for c in schema.columns}
+    out.update(values)
+    return out
+
+
+def world(until: dt.date, seed: int = 3) -> dict:
+    """A small world with every source the features read, with events up to ``until``."""
+    acc, use, calls, sent, cases, inv, opps = [], [], [], [], [], [], []
+    for i in range(8):
+        a = f"001A{i}"
+        rnd = random.Random(f"{seed}-{i}")  # per account: later days never shift earlier draws
+        since = START - dt.timedelta(days=400 + 30 * i)
+        churn = dt.date(2025, 8, 1) if i == 1 else (dt.date(2025, 3, 1) if i == 2 else None)
+        acc.append(
+            row(
+                ACCOUNTS,
+                account_id=a,
+                segment="SMB" if i % 2 else "Enterprise",
+                plan="Growth",
+                billing_frequency="Monthly" if i % 3 == 0 else "Annual",
+                seats=20,
+                arr=1000.0 * (i + 1),
+                customer_since=since,
+                churn_date=churn,
+            )
+        )
+        day = START
+        while day <= until:
+            if churn is None or day < churn:
+                use.append(
+                    row(
+                        USAGE,
+                        account_id=a,
+                        usage_date=day,
+                        seats=20 if i != 5 else 0,
+                        active_users=rnd.randint(0, 20),
+                        sessions=rnd.randint(0, 50),
+                        events=rnd.randint(0, 500),
+                        features_used=rnd.randint(0, 9),
+                    )
+                )
+            if rnd.random() < 0.05:
+                cid = f"call-{a}-{day}"
+                calls.append(
+                    row(CALLS, call_id=cid, account_id=a, started=dt.datetime.combine(day, dt.time(15, 30)))
+                )
+                sent.append(
+                    row(
+                        F.SENTIMENT,
+                        call_id=cid,
+                        sentiment=rnd.uniform(-1, 1),
+                        positive_share=0.3,
+                        negative_share=rnd.random(),
+                        risk_mentions=rnd.randint(0, 2),
+                        sentences=10,
+                    )
+                )
+            if rnd.random() < 0.04:
+                created = dt.datetime.combine(day, dt.time(9))
+                closed = created + dt.timedelta(days=rnd.randint(1, 40)) if rnd.random() < 0.8 else None
+                cases.append(
+                    row(
+                        CASES,
+                        case_id=f"case-{a}-{day}",
+                        account_id=a,
+                        created_at=created,
+                        closed_at=closed,
+                        priority=rnd.choice(["Low", "High", "Critical"]),
+                    )
+                )
+            if day.day == 1:
+                paid = dt.datetime.combine(day + dt.timedelta(days=rnd.choice([5, 20, 45, 400])), dt.time(0))
+                inv.append(
+                    row(
+                        INVOICES,
+                        invoice_id=f"in-{a}-{day}",
+                        account_id=a,
+                        due_date=day + dt.timedelta(days=14),
+                        period_start=day,
+                        paid_at=paid if paid.date() <= until else None,
+                    )
+                )
+            day += dt.timedelta(days=1)
+        rnd = random.Random(f"{seed}-{i}-opps")
+        for k, close in enumerate([dt.date(2025, 7, 15) + dt.timedelta(days=10 * i), dt.date(2026, 7, 15)]):
+            created = dt.datetime(2025, 4, 1) if k == 0 else dt.datetime(2025, 9, 1)
+            if created.date() <= until:
+                opps.append(
+                    row(
+                        OPPORTUNITIES,
+                        opportunity_id=f"opp-{a}-{k}",
+                        account_id=a,
+                        type="Renewal",
+                        close_date=close,
+                        created_at=created,
+                        **{f"meddpicc_{m}": ("y" if rnd.random() < 0.5 else None) for m in F.MEDDPICC_FIELDS},
+                    )
+                )
+    return {
+        ACCOUNTS: acc,
+        USAGE: use,
+        CALLS: calls,
+        F.SENTIMENT: sent,
+        CASES: cases,
+        INVOICES: inv,
+        OPPORTUNITIES: opps,
+    }
+
+
+def load(wh, data: dict) -> None:
+    for schema, rows in data.items():
+        wh.merge(schema, pd.DataFrame(rows, columns=schema.column_names))
+
+
+def features(wh, snap=SNAP, horizon=90) -> pd.DataFrame:
+    df = wh.query(F.features_sql(wh.dialect), F.features_params(wh.dialect, snap, horizon))
+    return df.sort_values("account_id").reset_index(drop=True)
+
+
+def assert_same(a: pd.DataFrame, b: pd.DataFrame, columns) -> None:
+    assert a["account_id"].tolist() == b["account_id"].tolist()
+    for c in columns:
+        x, y = a[c], b[c]
+        if c in ("segment", "plan", "billing_frequency", "snapshot_date"):
+            assert [str(v) for v in x] == [str(v) for v in y], c
+        else:
+            pd.testing.assert_series_equal(
+                x.astype("float64"), y.astype("float64"), check_names=False, rtol=1e-9, atol=1e-9, obj=c
+            )
+
+
+def test_firebolt_rendering_matches_duckdb(tmp_path, standin):
+    data = world(until=dt.date(2025, 12, 31))
+    duck = DuckDBWarehouse(path=str(tmp_path / "d.duckdb"))
+    fire = FireboltWarehouse(database="revops", url=standin.url)
+    load(duck, data)
+    load(fire, data)
+    assert "DATE_DIFF('day'" in F.features_sql("firebolt") and "::" not in F.features_sql("firebolt")
+    assert "ARG_MIN" not in F.features_sql("firebolt") and "REGR_SLOPE" not in F.features_sql("firebolt")
+    for snap in (dt.date(2025, 1, 1), SNAP):
+        d, f = features(duck, snap), features(fire, snap)
+        assert len(d) >= 5
+        assert d["usage_slope_90d"].notna().sum() > 0 and d["tickets_90d"].sum() > 0
+        if snap == SNAP:  # renewals are created in April 2025
+            assert d["meddpicc_completeness"].notna().sum() > 0 and d["overdue_invoices"].sum() > 0
+        assert_same(d, f, [c for c in F.FEATURES.column_names if c != "account_id"])
+    # the Firebolt rendering is also plain SQL DuckDB runs: same answer on the same file
+    fb_on_duck = duck.query(F.features_sql("firebolt"), F.features_params("firebolt", SNAP, 90))
+    assert_same(
+        features(duck), fb_on_duck.sort_values("account_id").reset_index(drop=True), F.FEATURE_COLUMNS
+    )
+
+
+def test_no_leakage_after_the_snapshot(warehouse):
+    """Everything dated after the snapshot (usage, calls, tickets, payments, opportunities, churn)
+    is added; the snapshot's features (all but the label, which looks ahead by design) stay put."""
+    load(warehouse, world(until=SNAP))
+    before = features(warehouse)
+    load(warehouse, world(until=dt.date(2025, 12, 31)))  # same history, plus the months after
+    assert warehouse.scalar("SELECT MAX(usage_date) FROM raw_product_usage") == dt.date(2025, 12, 31)
+    after = features(warehouse)
+    assert_same(before, after, F.FEATURE_COLUMNS)
+    assert before["churned_in_horizon"].isna().all()  # not observable yet on the snapshot
+    assert after["churned_in_horizon"].notna().all()  # observable later, as the label
+
+
+@pytest.mark.parametrize("dialect", ["duckdb", "firebolt"])
+def test_params_cut_windows_at_the_snapshot(dialect):
+    p = F.features_params(dialect, SNAP, 90)
+    assert p[0] == SNAP
+    if dialect == "firebolt":
+        assert p[1:] == [dt.date(2025, 5, 2), dt.date(2025, 3, 3), dt.date(2024, 12, 3), dt.date(2025, 8, 30)]
+    with pytest.raises(ValueError):
+        F.features_sql("postgres")
