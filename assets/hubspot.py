@@ -1,12 +1,16 @@
-"""HubSpot raw tables: companies and contacts (CRM v3 object shapes: id + string properties)."""
+"""HubSpot raw tables, loaded by the HubSpot connector (hubspot-api-client CRM v3 search on the
+last-modified property, the 10,000-result window slid forward): companies, contacts, deals,
+engagements (calls, emails, meetings, notes, tasks) and a quarantine. In sample mode the same client
+talks to the loopback stand-in serving the generated world.
+"""
 
-from __future__ import annotations
+import dagster as dg
 
-from revops_pipelines.checks import unique_check
+from revops_pipelines.checks import references_check, sql_check, unique_check
+from revops_pipelines.connectors.hubspot import ENGAGEMENTS, HubSpotResource
 from revops_pipelines.lazy import pd
-from revops_pipelines.raw import raw_table_asset
-from revops_pipelines.sources import SampleWorldSource
-from revops_pipelines.warehouse import table
+from revops_pipelines.raw import column_schema
+from revops_pipelines.warehouse import Warehouse, table
 
 COMPANIES = table(
     "raw_hs_companies",
@@ -45,7 +49,64 @@ CONTACTS = table(
 )
 
 
-def _objects(records, props: dict[str, str], numeric: tuple[str, ...] = ()) -> pd.DataFrame:
+DEALS = table(
+    "raw_hs_deals",
+    [
+        ("deal_id", "TEXT"),
+        ("name", "TEXT"),
+        ("stage", "TEXT"),
+        ("pipeline", "TEXT"),
+        ("amount", "DOUBLE"),
+        ("close_date", "TIMESTAMP"),
+        ("owner_id", "TEXT"),
+        ("created_at", "TIMESTAMP"),
+        ("updated_at", "TIMESTAMP", False),
+        ("archived", "BOOLEAN", False),
+    ],
+    keys=("deal_id",),
+    description="HubSpot deals.",
+)
+
+ENGAGEMENT_TABLE = table(
+    "raw_hs_engagements",
+    [
+        ("engagement_type", "TEXT"),
+        ("engagement_id", "TEXT"),
+        ("occurred_at", "TIMESTAMP"),
+        ("owner_id", "TEXT"),
+        ("title", "TEXT"),
+        ("body_preview", "TEXT"),
+        ("created_at", "TIMESTAMP"),
+        ("updated_at", "TIMESTAMP", False),
+        ("archived", "BOOLEAN", False),
+    ],
+    keys=("engagement_type", "engagement_id"),
+    description="HubSpot engagements: calls, emails, meetings, notes and tasks, one row each.",
+)
+
+QUARANTINE = table(
+    "raw_hs_quarantine",
+    [
+        ("object_type", "TEXT"),
+        ("record_id", "TEXT"),
+        ("reason", "TEXT", False),
+        ("raw", "TEXT"),
+        ("quarantined_at", "TIMESTAMP", False),
+    ],
+    keys=("object_type", "record_id"),
+    kind="dimension",
+    description="HubSpot records that could not be loaded, with the reason (never silently dropped).",
+)
+
+TITLE = {
+    "calls": "hs_call_title",
+    "emails": "hs_email_subject",
+    "meetings": "hs_meeting_title",
+    "tasks": "hs_task_subject",
+}
+
+
+def _objects(records, props: dict[str, str], numeric: tuple[str, ...] = ()) -> "pd.DataFrame":
     rows = []
     for r in records:
         p = r.get("properties") or {}
@@ -62,45 +123,160 @@ def _objects(records, props: dict[str, str], numeric: tuple[str, ...] = ()) -> p
     return df
 
 
-def _companies(src: SampleWorldSource) -> pd.DataFrame:
+def _with_id(records: list[dict]) -> list[dict]:
+    return [{**r, "properties": {**(r.get("properties") or {}), "hs_object_id": r["id"]}} for r in records]
+
+
+def frame(object_type: str, records: list[dict]) -> "pd.DataFrame":
+    """Flatten CRM v3 objects (id + string properties) of one type to its raw table's columns."""
+    recs = _with_id(records)
+    if object_type == "companies":
+        props = {
+            "company_id": "hs_object_id",
+            "name": "name",
+            "domain": "domain",
+            "industry": "industry",
+            "employees": "numberofemployees",
+            "annual_revenue": "annualrevenue",
+            "lifecycle_stage": "lifecyclestage",
+            "sf_account_id": "salesforceaccountid",
+        }
+        df = _objects(recs, props, numeric=("employees", "annual_revenue"))
+        df["employees"] = df["employees"].astype("Int64")
+        return df[COMPANIES.column_names]
+    if object_type == "contacts":
+        props = {
+            "contact_id": "hs_object_id",
+            "email": "email",
+            "first_name": "firstname",
+            "last_name": "lastname",
+            "job_title": "jobtitle",
+            "company_id": "associatedcompanyid",
+        }
+        return _objects(recs, props)[CONTACTS.column_names]
+    if object_type == "deals":
+        props = {
+            "deal_id": "hs_object_id",
+            "name": "dealname",
+            "stage": "dealstage",
+            "pipeline": "pipeline",
+            "amount": "amount",
+            "close_date": "closedate",
+            "owner_id": "hubspot_owner_id",
+        }
+        return _objects(recs, props, numeric=("amount",))[DEALS.column_names]
     props = {
-        "company_id": "hs_object_id",
-        "name": "name",
-        "domain": "domain",
-        "industry": "industry",
-        "employees": "numberofemployees",
-        "annual_revenue": "annualrevenue",
-        "lifecycle_stage": "lifecyclestage",
-        "sf_account_id": "salesforceaccountid",
+        "engagement_id": "hs_object_id",
+        "occurred_at": "hs_timestamp",
+        "owner_id": "hubspot_owner_id",
+        "title": TITLE.get(object_type, "hs_title"),
+        "body_preview": "hs_body_preview",
     }
-    recs = (
-        {**r, "properties": {**r["properties"], "hs_object_id": r["id"]}}
-        for r in src.records("hubspot/companies.jsonl")
+    df = _objects(recs, props)
+    df["engagement_type"] = object_type
+    return df[ENGAGEMENT_TABLE.column_names]
+
+
+TABLE_OF = {
+    "companies": COMPANIES,
+    "contacts": CONTACTS,
+    "deals": DEALS,
+    **{e: ENGAGEMENT_TABLE for e in ENGAGEMENTS},
+}
+TABLES = [COMPANIES, CONTACTS, DEALS, ENGAGEMENT_TABLE, QUARANTINE]
+
+
+class WarehouseHubSpotSink:
+    def __init__(self, warehouse: Warehouse):
+        self.wh = warehouse
+
+    def write(self, object_type: str, records: list[dict]) -> None:
+        self.wh.merge(TABLE_OF[object_type], frame(object_type, records))
+
+    def mark_archived(self, object_type: str, ids: list[str]) -> None:
+        """HubSpot deleted these: keep the rows, flag them (downstream filters ``NOT archived``)."""
+        schema = TABLE_OF[object_type]
+        key = [k for k in schema.keys if k != "engagement_type"][0]
+        marks = ", ".join("?" for _ in ids)
+        where, params = f"{key} IN ({marks})", list(ids)
+        if schema is ENGAGEMENT_TABLE:
+            where, params = f"engagement_type = ? AND {where}", [object_type, *ids]
+        self.wh.execute(f"UPDATE {schema.name} SET archived = TRUE WHERE {where}", params)
+
+    def write_quarantine(self, rows: list[dict]) -> None:
+        df = pd.DataFrame(rows, columns=QUARANTINE.column_names)
+        df["quarantined_at"] = pd.to_datetime(df["quarantined_at"], utc=True).dt.tz_localize(None)
+        self.wh.merge(QUARANTINE, df)
+
+
+def _spec(schema) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        schema.name,
+        group_name="raw_hubspot",
+        kinds={"hubspot"},
+        deps=["sample_world"],
+        description=schema.description or f"HubSpot {schema.name.removeprefix('raw_hs_')}.",
+        metadata={"dagster/column_schema": column_schema(schema), "merge_keys": ", ".join(schema.keys)},
     )
-    df = _objects(recs, props, numeric=("employees", "annual_revenue"))
-    df["employees"] = df["employees"].astype("Int64")
-    return df[COMPANIES.column_names]
 
 
-def _contacts(src: SampleWorldSource) -> pd.DataFrame:
-    props = {
-        "contact_id": "hs_object_id",
-        "email": "email",
-        "first_name": "firstname",
-        "last_name": "lastname",
-        "job_title": "jobtitle",
-        "company_id": "associatedcompanyid",
+@dg.multi_asset(
+    name="hubspot_sync",
+    specs=[_spec(t) for t in TABLES],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "checkpoint_fresh",
+            asset=COMPANIES.name,
+            blocking=True,
+            description="every object type's search ran to its end in this run",
+        )
+    ],
+)
+def hubspot_sync(context: dg.AssetExecutionContext, warehouse: Warehouse, hubspot: HubSpotResource):
+    """One incremental HubSpot sync of every object type (search on last-modified, window slid)."""
+    for schema in TABLES:
+        warehouse.ensure_table(schema)
+    summary, stats = hubspot.sync(WarehouseHubSpotSink(warehouse), log=context.log.info)
+    context.log.info(f"hubspot: {summary} {stats.as_dict()}")
+    common = {
+        "requests": dg.MetadataValue.int(stats.requests),
+        "retries": dg.MetadataValue.int(stats.retries),
+        "http_429": dg.MetadataValue.int(stats.http_429),
+        "http_5xx": dg.MetadataValue.int(stats.http_5xx),
+        "timeouts": dg.MetadataValue.int(stats.timeouts),
     }
-    recs = (
-        {**r, "properties": {**r["properties"], "hs_object_id": r["id"]}}
-        for r in src.records("hubspot/contacts.jsonl")
+    for schema in TABLES:
+        types = [t for t, s in TABLE_OF.items() if s is schema]
+        md = {**common, "dagster/row_count": dg.MetadataValue.int(warehouse.row_count(schema.name))}
+        if types:
+            md["records_fetched"] = dg.MetadataValue.int(sum(summary["records"].get(t, 0) for t in types))
+            md["window_slides"] = dg.MetadataValue.int(sum(summary["window_slides"].get(t, 0) for t in types))
+            md["archived_flagged"] = dg.MetadataValue.int(sum(summary["archived"].get(t, 0) for t in types))
+            md["checkpoint"] = dg.MetadataValue.json({t: summary["checkpoint"][t] for t in types})
+        else:
+            md["quarantined_this_run"] = dg.MetadataValue.int(summary["quarantined"])
+        yield dg.MaterializeResult(asset_key=schema.name, metadata=md)
+    yield dg.AssetCheckResult(
+        asset_key=COMPANIES.name,
+        check_name="checkpoint_fresh",
+        passed=set(summary["checkpoint"]) == set(TABLE_OF),
+        metadata={"checkpoint": dg.MetadataValue.json(summary["checkpoint"])},
     )
-    return _objects(recs, props)[CONTACTS.column_names]
 
 
-raw_hs_companies = raw_table_asset(COMPANIES, _companies, source="hubspot", description="HubSpot companies.")
-raw_hs_contacts = raw_table_asset(CONTACTS, _contacts, source="hubspot", description="HubSpot contacts.")
-
-ASSETS = [raw_hs_companies, raw_hs_contacts]
-TABLES = [COMPANIES, CONTACTS]
-CHECKS = [unique_check("raw_hs_companies", ("company_id",), blocking=False)]
+ASSETS = [hubspot_sync]
+CHECKS = [
+    unique_check("raw_hs_companies", ("company_id",), blocking=False),
+    unique_check("raw_hs_contacts", ("contact_id",)),
+    unique_check("raw_hs_deals", ("deal_id",)),
+    unique_check("raw_hs_engagements", ("engagement_type", "engagement_id")),
+    references_check("raw_hs_contacts", "company_id", "raw_hs_companies", "company_id", blocking=False),
+    sql_check(
+        "raw_hs_quarantine",
+        "raw_hs_quarantine_empty",
+        "SELECT COUNT(*) FROM raw_hs_quarantine",
+        description="no HubSpot record is waiting in quarantine (a warning: the rows say why)",
+        severity=dg.AssetCheckSeverity.WARN,
+        sample_sql="SELECT object_type, record_id, reason FROM raw_hs_quarantine ORDER BY quarantined_at DESC",
+    ),
+]

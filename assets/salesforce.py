@@ -1,14 +1,16 @@
-"""Salesforce raw tables: Account, Contact, Opportunity, Case (REST record shapes)."""
+"""Salesforce raw tables, loaded by the Salesforce connector (simple-salesforce, incremental on
+SystemModstamp, deletes applied as ``is_deleted``): Account, Contact, Opportunity, OpportunityHistory,
+Task, Case, plus a quarantine of records that could not be loaded. In sample mode the same client
+talks to the HTTPS loopback stand-in serving the generated world.
+"""
 
-from __future__ import annotations
+import dagster as dg
 
 from revops_pipelines.checks import not_null_check, references_check, sql_check, unique_check
+from revops_pipelines.connectors.salesforce import SalesforceResource
 from revops_pipelines.lazy import pd
-from revops_pipelines.raw import raw_table_asset
-from revops_pipelines.sources import SampleWorldSource
-from revops_pipelines.warehouse import table
-
-SF = "salesforce/"
+from revops_pipelines.raw import column_schema
+from revops_pipelines.warehouse import Warehouse, table
 
 ACCOUNTS = table(
     "raw_sf_accounts",
@@ -114,9 +116,57 @@ CASES = table(
 )
 
 
-def _frame(records, mapping: dict[str, str]) -> pd.DataFrame:
-    rows = [{col: r.get(field) for col, field in mapping.items()} for r in records]
-    return pd.DataFrame(rows, columns=list(mapping))
+OPPORTUNITY_HISTORY = table(
+    "raw_sf_opportunity_history",
+    [
+        ("history_id", "TEXT"),
+        ("opportunity_id", "TEXT"),
+        ("stage_name", "TEXT"),
+        ("amount", "DOUBLE"),
+        ("close_date", "DATE"),
+        ("probability", "DOUBLE"),
+        ("created_at", "TIMESTAMP"),
+        ("system_modstamp", "TIMESTAMP", False),
+        ("is_deleted", "BOOLEAN", False),
+    ],
+    keys=("history_id",),
+    description="Salesforce OpportunityHistory: one row per stage/amount change of an opportunity.",
+)
+
+TASKS = table(
+    "raw_sf_tasks",
+    [
+        ("task_id", "TEXT"),
+        ("account_id", "TEXT"),
+        ("who_id", "TEXT"),
+        ("what_id", "TEXT"),
+        ("subject", "TEXT"),
+        ("status", "TEXT"),
+        ("priority", "TEXT"),
+        ("activity_date", "DATE"),
+        ("task_subtype", "TEXT"),
+        ("owner_id", "TEXT"),
+        ("created_at", "TIMESTAMP"),
+        ("system_modstamp", "TIMESTAMP", False),
+        ("is_deleted", "BOOLEAN", False),
+    ],
+    keys=("task_id",),
+    description="Salesforce Task (calls, emails, to-dos logged against accounts and contacts).",
+)
+
+QUARANTINE = table(
+    "raw_sf_quarantine",
+    [
+        ("object", "TEXT"),
+        ("record_id", "TEXT"),
+        ("reason", "TEXT", False),
+        ("raw", "TEXT"),
+        ("quarantined_at", "TIMESTAMP", False),
+    ],
+    keys=("object", "record_id"),
+    kind="dimension",
+    description="Salesforce records that could not be loaded, with the reason (never silently dropped).",
+)
 
 
 def _common(prefix: dict[str, str]) -> dict[str, str]:
@@ -128,101 +178,197 @@ def _common(prefix: dict[str, str]) -> dict[str, str]:
     }
 
 
-def _accounts(src: SampleWorldSource) -> pd.DataFrame:
-    m = _common(
-        {
-            "account_id": "Id",
-            "name": "Name",
-            "industry": "Industry",
-            "type": "Type",
-            "employees": "NumberOfEmployees",
-            "annual_revenue": "AnnualRevenue",
-            "billing_country": "BillingCountry",
-            "owner_id": "OwnerId",
-            "segment": "Segment__c",
-            "plan": "Plan__c",
-            "seats": "Seats__c",
-            "arr": "ARR__c",
-            "billing_frequency": "Billing_Frequency__c",
-            "customer_since": "Customer_Since__c",
-            "churn_date": "Churn_Date__c",
-        }
+MAPPINGS: dict[str, tuple] = {
+    "Account": (
+        ACCOUNTS,
+        _common(
+            {
+                "account_id": "Id",
+                "name": "Name",
+                "industry": "Industry",
+                "type": "Type",
+                "employees": "NumberOfEmployees",
+                "annual_revenue": "AnnualRevenue",
+                "billing_country": "BillingCountry",
+                "owner_id": "OwnerId",
+                "segment": "Segment__c",
+                "plan": "Plan__c",
+                "seats": "Seats__c",
+                "arr": "ARR__c",
+                "billing_frequency": "Billing_Frequency__c",
+                "customer_since": "Customer_Since__c",
+                "churn_date": "Churn_Date__c",
+            }
+        ),
+    ),
+    "Contact": (
+        CONTACTS,
+        _common(
+            {
+                "contact_id": "Id",
+                "account_id": "AccountId",
+                "first_name": "FirstName",
+                "last_name": "LastName",
+                "email": "Email",
+                "title": "Title",
+            }
+        ),
+    ),
+    "Opportunity": (
+        OPPORTUNITIES,
+        _common(
+            {
+                "opportunity_id": "Id",
+                "account_id": "AccountId",
+                "name": "Name",
+                "type": "Type",
+                "stage_name": "StageName",
+                "amount": "Amount",
+                "close_date": "CloseDate",
+                "is_closed": "IsClosed",
+                "is_won": "IsWon",
+                "probability": "Probability",
+                "owner_id": "OwnerId",
+                **{
+                    f"meddpicc_{k}": "MEDDPICC_" + "_".join(p.capitalize() for p in k.split("_")) + "__c"
+                    for k in MEDDPICC
+                },
+            }
+        ),
+    ),
+    "OpportunityHistory": (
+        OPPORTUNITY_HISTORY,
+        _common(
+            {
+                "history_id": "Id",
+                "opportunity_id": "OpportunityId",
+                "stage_name": "StageName",
+                "amount": "Amount",
+                "close_date": "CloseDate",
+                "probability": "Probability",
+            }
+        ),
+    ),
+    "Task": (
+        TASKS,
+        _common(
+            {
+                "task_id": "Id",
+                "account_id": "AccountId",
+                "who_id": "WhoId",
+                "what_id": "WhatId",
+                "subject": "Subject",
+                "status": "Status",
+                "priority": "Priority",
+                "activity_date": "ActivityDate",
+                "task_subtype": "TaskSubtype",
+                "owner_id": "OwnerId",
+            }
+        ),
+    ),
+    "Case": (
+        CASES,
+        _common(
+            {
+                "case_id": "Id",
+                "account_id": "AccountId",
+                "contact_id": "ContactId",
+                "case_number": "CaseNumber",
+                "subject": "Subject",
+                "description": "Description",
+                "status": "Status",
+                "priority": "Priority",
+                "origin": "Origin",
+                "type": "Type",
+                "product_feature": "Product_Feature__c",
+                "closed_at": "ClosedDate",
+                "is_closed": "IsClosed",
+            }
+        ),
+    ),
+}
+
+
+def frame(obj: str, records: list[dict]) -> "pd.DataFrame":
+    """Flatten REST sObject records of ``obj`` to its raw table's columns."""
+    schema, mapping = MAPPINGS[obj]
+    rows = [{col: r.get(field) for col, field in mapping.items()} for r in records]
+    return pd.DataFrame(rows, columns=list(mapping))[schema.column_names]
+
+
+class WarehouseSalesforceSink:
+    def __init__(self, warehouse: Warehouse):
+        self.wh = warehouse
+
+    def write(self, obj: str, records: list[dict]) -> None:
+        self.wh.merge(MAPPINGS[obj][0], frame(obj, records))
+
+    def write_quarantine(self, rows: list[dict]) -> None:
+        df = pd.DataFrame(rows, columns=QUARANTINE.column_names)
+        df["quarantined_at"] = pd.to_datetime(df["quarantined_at"], utc=True).dt.tz_localize(None)
+        self.wh.merge(QUARANTINE, df)
+
+
+TABLES = [ACCOUNTS, CONTACTS, OPPORTUNITIES, OPPORTUNITY_HISTORY, TASKS, CASES, QUARANTINE]
+OBJECT_OF = {schema.name: obj for obj, (schema, _m) in MAPPINGS.items()}
+
+
+def _spec(schema) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        schema.name,
+        group_name="raw_salesforce",
+        kinds={"salesforce"},
+        deps=["sample_world"],
+        description=schema.description or f"Salesforce {OBJECT_OF.get(schema.name, schema.name)}.",
+        metadata={"dagster/column_schema": column_schema(schema), "merge_keys": ", ".join(schema.keys)},
     )
-    return _frame(src.records(SF + "Account.jsonl"), m)[ACCOUNTS.column_names]
 
 
-def _contacts(src: SampleWorldSource) -> pd.DataFrame:
-    m = _common(
-        {
-            "contact_id": "Id",
-            "account_id": "AccountId",
-            "first_name": "FirstName",
-            "last_name": "LastName",
-            "email": "Email",
-            "title": "Title",
-        }
-    )
-    return _frame(src.records(SF + "Contact.jsonl"), m)[CONTACTS.column_names]
-
-
-def _opportunities(src: SampleWorldSource) -> pd.DataFrame:
-    m = _common(
-        {
-            "opportunity_id": "Id",
-            "account_id": "AccountId",
-            "name": "Name",
-            "type": "Type",
-            "stage_name": "StageName",
-            "amount": "Amount",
-            "close_date": "CloseDate",
-            "is_closed": "IsClosed",
-            "is_won": "IsWon",
-            "probability": "Probability",
-            "owner_id": "OwnerId",
-        }
-    )
-    m.update(
-        {
-            f"meddpicc_{k}": "MEDDPICC_" + "_".join(p.capitalize() for p in k.split("_")) + "__c"
-            for k in MEDDPICC
-        }
-    )
-    return _frame(src.records(SF + "Opportunity.jsonl"), m)[OPPORTUNITIES.column_names]
-
-
-def _cases(src: SampleWorldSource) -> pd.DataFrame:
-    m = _common(
-        {
-            "case_id": "Id",
-            "account_id": "AccountId",
-            "contact_id": "ContactId",
-            "case_number": "CaseNumber",
-            "subject": "Subject",
-            "description": "Description",
-            "status": "Status",
-            "priority": "Priority",
-            "origin": "Origin",
-            "type": "Type",
-            "product_feature": "Product_Feature__c",
-            "closed_at": "ClosedDate",
-            "is_closed": "IsClosed",
-        }
-    )
-    return _frame(src.records(SF + "Case.jsonl"), m)[CASES.column_names]
-
-
-raw_sf_accounts = raw_table_asset(ACCOUNTS, _accounts, source="salesforce", description=ACCOUNTS.description)
-raw_sf_contacts = raw_table_asset(CONTACTS, _contacts, source="salesforce", description="Salesforce Contact.")
-raw_sf_opportunities = raw_table_asset(
-    OPPORTUNITIES,
-    _opportunities,
-    source="salesforce",
-    description="Salesforce Opportunity (new business, renewal, expansion) with MEDDPICC fields.",
+@dg.multi_asset(
+    name="salesforce_sync",
+    specs=[_spec(t) for t in TABLES],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "checkpoint_fresh",
+            asset=ACCOUNTS.name,
+            blocking=True,
+            description="every object's incremental query ran to its end in this run",
+        )
+    ],
 )
-raw_sf_cases = raw_table_asset(CASES, _cases, source="salesforce", description=CASES.description)
+def salesforce_sync(context: dg.AssetExecutionContext, warehouse: Warehouse, salesforce: SalesforceResource):
+    """One incremental Salesforce sync of every object (queryAll on SystemModstamp, deletes applied)."""
+    for schema in TABLES:
+        warehouse.ensure_table(schema)
+    summary, stats = salesforce.sync(WarehouseSalesforceSink(warehouse), log=context.log.info)
+    context.log.info(f"salesforce: {summary} {stats.as_dict()}")
+    common = {
+        "requests": dg.MetadataValue.int(stats.requests),
+        "retries": dg.MetadataValue.int(stats.retries),
+        "http_429": dg.MetadataValue.int(stats.http_429),
+        "http_5xx": dg.MetadataValue.int(stats.http_5xx),
+        "timeouts": dg.MetadataValue.int(stats.timeouts),
+    }
+    for schema in TABLES:
+        obj = OBJECT_OF.get(schema.name)
+        md = {**common, "dagster/row_count": dg.MetadataValue.int(warehouse.row_count(schema.name))}
+        if obj:
+            md["records_fetched"] = dg.MetadataValue.int(summary["records"].get(obj, 0))
+            md["deletes_applied"] = dg.MetadataValue.int(summary["deleted"].get(obj, 0))
+            md["checkpoint"] = dg.MetadataValue.json(summary["checkpoint"][obj])
+        else:
+            md["quarantined_this_run"] = dg.MetadataValue.int(summary["quarantined"])
+        yield dg.MaterializeResult(asset_key=schema.name, metadata=md)
+    yield dg.AssetCheckResult(
+        asset_key=ACCOUNTS.name,
+        check_name="checkpoint_fresh",
+        passed=set(summary["checkpoint"]) == set(MAPPINGS),
+        metadata={"checkpoint": dg.MetadataValue.json(summary["checkpoint"])},
+    )
 
-ASSETS = [raw_sf_accounts, raw_sf_contacts, raw_sf_opportunities, raw_sf_cases]
-TABLES = [ACCOUNTS, CONTACTS, OPPORTUNITIES, CASES]
+
+ASSETS = [salesforce_sync]
+
 CHECKS = [
     unique_check("raw_sf_accounts", ("account_id",)),
     not_null_check("raw_sf_accounts", ("segment", "arr", "customer_since")),
@@ -235,4 +381,23 @@ CHECKS = [
     ),
     references_check("raw_sf_opportunities", "account_id", "raw_sf_accounts", "account_id"),
     references_check("raw_sf_cases", "account_id", "raw_sf_accounts", "account_id"),
+    unique_check("raw_sf_contacts", ("contact_id",)),
+    unique_check("raw_sf_opportunities", ("opportunity_id",)),
+    unique_check("raw_sf_cases", ("case_id",)),
+    unique_check("raw_sf_opportunity_history", ("history_id",)),
+    unique_check("raw_sf_tasks", ("task_id",)),
+    not_null_check("raw_sf_opportunities", ("account_id", "stage_name")),
+    references_check("raw_sf_contacts", "account_id", "raw_sf_accounts", "account_id"),
+    references_check(
+        "raw_sf_opportunity_history", "opportunity_id", "raw_sf_opportunities", "opportunity_id"
+    ),
+    references_check("raw_sf_tasks", "account_id", "raw_sf_accounts", "account_id", blocking=False),
+    sql_check(
+        "raw_sf_quarantine",
+        "raw_sf_quarantine_empty",
+        "SELECT COUNT(*) FROM raw_sf_quarantine",
+        description="no Salesforce record is waiting in quarantine (a warning: the rows say why)",
+        severity=dg.AssetCheckSeverity.WARN,
+        sample_sql="SELECT object, record_id, reason FROM raw_sf_quarantine ORDER BY quarantined_at DESC",
+    ),
 ]

@@ -1,0 +1,243 @@
+"""What every source connector shares: errors that name the source, a request budget (rate limiter),
+retries with backoff, per-run request statistics and a persisted checkpoint store.
+
+Nothing here imports an HTTP library; the vendor modules do, inside their clients.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from revops_pipelines.errors import RevOpsError
+
+
+class SourceError(RevOpsError):
+    """A source connector failed; the message starts with the source's name."""
+
+    def __init__(self, source: str, message: str):
+        self.source = source
+        super().__init__(f"{source}: {message}")
+
+
+class AuthenticationFailed(SourceError):
+    """The source rejected our credentials (HTTP 401/403). Never retried."""
+
+
+class BudgetExhausted(SourceError):
+    """The daily request budget is spent; the run stops and resumes from its checkpoint later."""
+
+
+class SourceUnavailable(SourceError):
+    """A request still failed after every retry (5xx, timeouts, 429s, unreadable bodies)."""
+
+
+class TransientError(Exception):
+    """Raised inside a request attempt to ask for a retry; ``retry_after`` in seconds if the server said."""
+
+    def __init__(self, reason: str, retry_after: float | None = None, kind: str = "other"):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.kind = kind  # "429" | "5xx" | "timeout" | "body" | "other"
+
+
+@dataclass
+class RequestStats:
+    """Counted per run and reported as asset metadata."""
+
+    requests: int = 0
+    retries: int = 0
+    http_429: int = 0
+    http_5xx: int = 0
+    timeouts: int = 0
+    bad_bodies: int = 0
+    waited_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _today() -> str:
+    return datetime.now(UTC).date().isoformat()
+
+
+class RateLimiter:
+    """Client-side budget: at most ``per_second`` request starts per second (evenly spaced, with a
+    small safety margin so server-side sliding windows never see one too many) and at most
+    ``per_day`` per UTC day. A 429's ``Retry-After`` pauses every user of the limiter.
+
+    Thread-safe; one instance is shared by every asset of a run that talks to the same account
+    (see :func:`shared_limiter`). The daily count can be persisted through ``on_count`` so a new
+    run on the same day continues from what earlier runs spent.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        per_second: float,
+        per_day: int,
+        *,
+        margin: float = 0.03,
+        used_today: int = 0,
+        day: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        today: Callable[[], str] = _today,
+        on_count: Callable[[str, int], None] | None = None,
+    ):
+        if per_second <= 0 or per_day <= 0:
+            raise ValueError("per_second and per_day must be positive")
+        self.source = source
+        self.per_second = per_second
+        self.per_day = per_day
+        self.interval = (1.0 / per_second) * (1.0 + margin)
+        self._clock, self._sleep, self._today = clock, sleep, today
+        self._lock = threading.Lock()
+        self._next_at = 0.0
+        self._paused_until = 0.0
+        self.day = day or today()
+        self.used_today = used_today if self.day == today() else 0
+        self._on_count = on_count
+
+    def acquire(self, stats: RequestStats | None = None) -> None:
+        """Block until a request may start; raise :class:`BudgetExhausted` when the day's budget is spent."""
+        with self._lock:
+            day = self._today()
+            if day != self.day:
+                self.day, self.used_today = day, 0
+            if self.used_today >= self.per_day:
+                raise BudgetExhausted(
+                    self.source,
+                    f"daily request budget of {self.per_day} is spent ({self.used_today} requests today, "
+                    f"UTC {self.day}); stopping cleanly — the next run resumes from the checkpoint",
+                )
+            now = self._clock()
+            start = max(now, self._next_at, self._paused_until)
+            self._next_at = start + self.interval
+            self.used_today += 1
+            used, day = self.used_today, self.day
+        if self._on_count:
+            self._on_count(day, used)
+        wait = start - now
+        if wait > 0:
+            if stats is not None:
+                stats.waited_s += wait
+            self._sleep(wait)
+
+    def pause(self, seconds: float) -> None:
+        """The server asked everyone to wait (429 Retry-After)."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+
+_LIMITERS: dict[str, RateLimiter] = {}
+_LIMITERS_LOCK = threading.Lock()
+
+
+def shared_limiter(key: str, factory: Callable[[], RateLimiter]) -> RateLimiter:
+    """One limiter per ``key`` (source + account) in this process, so all assets of a run share it."""
+    with _LIMITERS_LOCK:
+        lim = _LIMITERS.get(key)
+        if lim is None:
+            lim = _LIMITERS[key] = factory()
+        return lim
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries for transient failures: exponential backoff with jitter, ``Retry-After`` honoured."""
+
+    max_attempts: int = 6
+    backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+    max_retry_after_s: float = 120.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after_s)
+        base = min(self.backoff_s * (2 ** (attempt - 1)), self.max_backoff_s)
+        return base * (0.5 + random.random() / 2)
+
+
+def call_with_retries(
+    source: str,
+    what: str,
+    attempt_fn: Callable[[], Any],
+    *,
+    limiter: RateLimiter,
+    policy: RetryPolicy,
+    stats: RequestStats,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Any:
+    """Run ``attempt_fn`` (one HTTP request) under the limiter, retrying :class:`TransientError`."""
+    last: TransientError | None = None
+    for attempt in range(1, policy.max_attempts + 1):
+        limiter.acquire(stats)
+        stats.requests += 1
+        try:
+            return attempt_fn()
+        except TransientError as e:
+            last = e
+            if e.kind == "429":
+                stats.http_429 += 1
+            elif e.kind == "5xx":
+                stats.http_5xx += 1
+            elif e.kind == "timeout":
+                stats.timeouts += 1
+            elif e.kind == "body":
+                stats.bad_bodies += 1
+            if attempt == policy.max_attempts:
+                break
+            stats.retries += 1
+            delay = policy.delay(attempt, e.retry_after)
+            if e.kind == "429":
+                limiter.pause(delay)  # everyone sharing the limiter waits, not just this caller
+            else:
+                stats.waited_s += delay
+                sleep(delay)
+    raise SourceUnavailable(
+        source,
+        f"{what} failed after {policy.max_attempts} attempts; last error: {last.reason if last else '?'}",
+    )
+
+
+@dataclass
+class StateStore:
+    """Connector state (checkpoints, pending ids, budget counters) as one JSON document per source
+    under ``$REVOPS_HOME/state/connectors``. Writes are atomic (temp file + rename), so a run killed
+    at any moment leaves either the old or the new state, never half of one."""
+
+    root: Path
+    name: str
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root) / f"{self.name}.json"
+
+    def load(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+
+    def save(self, state: dict[str, Any]) -> None:
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(json.dumps(state, sort_keys=True, indent=1), encoding="utf-8")
+            os.replace(tmp, self.path)
+
+    def update(self, key: str, value: Any) -> None:
+        state = self.load()
+        state[key] = value
+        self.save(state)

@@ -1,0 +1,67 @@
+"""The connector resources, built from settings (called by :func:`revops_pipelines.resources.build_resources`).
+
+``source_mode`` (``REVOPS_SOURCE_MODE``: ``sample`` | ``live``) picks where the clients point:
+``sample`` starts the loopback stand-ins on 127.0.0.1 serving the generated world; ``live`` talks to
+the vendors with credentials from the environment (as ``dg.EnvVar``, so they never land in config).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from revops_pipelines.connectors.gong import GongResource
+from revops_pipelines.connectors.hubspot import HubSpotResource
+from revops_pipelines.connectors.salesforce import SalesforceResource
+
+# the stand-ins enforce no limit; the same client and limiter run, just faster, so `make demo` is quick
+SAMPLE_REQUESTS_PER_SECOND = 200.0
+SAMPLE_DAILY_BUDGET = 1_000_000
+
+
+def connector_resources(settings: Any) -> dict[str, Any]:
+    mode = getattr(settings, "source_mode", "sample")
+    state_dir = str(settings.state_dir / "connectors")
+    if mode == "live":
+        gong = GongResource(
+            mode="live",
+            access_key=dg.EnvVar("GONG_ACCESS_KEY"),
+            access_key_secret=dg.EnvVar("GONG_ACCESS_KEY_SECRET"),
+            state_dir=state_dir,
+            lookback_days=getattr(settings, "gong_lookback_days", 1.0),
+            start_date=getattr(settings, "gong_start_date", "2024-01-01"),
+        )
+        salesforce = SalesforceResource(
+            mode="live",
+            login_url=getattr(settings, "salesforce_login_url", "https://login.salesforce.com"),
+            client_id=dg.EnvVar("SALESFORCE_CLIENT_ID"),
+            client_secret=dg.EnvVar("SALESFORCE_CLIENT_SECRET"),
+            state_dir=state_dir,
+        )
+        hubspot = HubSpotResource(
+            mode="live", access_token=dg.EnvVar("HUBSPOT_ACCESS_TOKEN"), state_dir=state_dir
+        )
+    else:
+        gong = GongResource(
+            mode="sample",
+            sample_path=str(settings.sample_dir),
+            state_dir=state_dir,
+            requests_per_second=SAMPLE_REQUESTS_PER_SECOND,
+            daily_budget=SAMPLE_DAILY_BUDGET,
+        )
+        salesforce = SalesforceResource(
+            mode="sample",
+            sample_path=str(settings.sample_dir),
+            state_dir=state_dir,
+            requests_per_second=SAMPLE_REQUESTS_PER_SECOND,
+            daily_budget=SAMPLE_DAILY_BUDGET,
+        )
+        hubspot = HubSpotResource(
+            mode="sample",
+            sample_path=str(settings.sample_dir),
+            state_dir=state_dir,
+            search_requests_per_second=SAMPLE_REQUESTS_PER_SECOND,
+            daily_budget=SAMPLE_DAILY_BUDGET,
+        )
+    return {"gong": gong, "salesforce": salesforce, "hubspot": hubspot}
