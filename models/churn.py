@@ -1,9 +1,17 @@
 """Churn model assets: train (time split, calibrated, graded against the oracle) and score.
 
 ``churn_model`` trains LightGBM on past snapshots, calibrates on the next ones and evaluates on
-the latest labelled snapshots, then stores the model in the model store with its metrics, training
-window and data fingerprint. ``churn_scores`` scores every current customer at the latest snapshot
-with per-feature contributions, for the Decision Agent to explain its choices.
+the latest labelled snapshots, then registers the model (a challenger) in the model store with its
+metrics, training window, data fingerprint, params and code version. The blocking check
+``churn_model_not_worse_than_champion`` scores champion and challenger on the challenger's holdout
+and promotes the challenger only if it is not worse; otherwise ``churn_scores`` does not run and the
+champion keeps serving. ``churn_scores`` scores every current customer at the latest snapshot with
+per-feature contributions, for the Decision Agent to explain its choices.
+
+Retraining: ``churn_model_snapshots`` retrains as of each monthly snapshot partition (a backfill is
+one run, one registered version per snapshot), on the ``monthly_snapshot_retrain`` schedule
+(stopped by default); the ``churn_feature_drift`` sensor proposes retraining when a feature's
+distribution at the newest snapshot drifts from the champion's training data.
 """
 
 import base64
@@ -13,7 +21,7 @@ import subprocess
 import dagster as dg
 from pydantic import Field
 
-from assets.features import CATEGORICAL, FEATURE_COLUMNS
+from assets.features import CATEGORICAL, FEATURE_COLUMNS, SNAPSHOTS
 from revops_pipelines import __version__
 from revops_pipelines.lazy import np, pd
 from revops_pipelines.model_store import ModelStore
@@ -21,6 +29,8 @@ from revops_pipelines.raw import column_schema, merge_metadata
 from revops_pipelines.warehouse import Warehouse, table
 
 MODEL_NAME = "churn_lgbm"
+# a challenger whose holdout AUC is below the champion's by more than this is refused
+AUC_TOLERANCE = 0.005
 
 
 class ChurnTrainConfig(dg.Config):
@@ -28,15 +38,45 @@ class ChurnTrainConfig(dg.Config):
     eval_months: int = Field(
         default=3, ge=1, description="Latest labelled snapshots held out for evaluation."
     )
-    num_leaves: int = Field(default=15, ge=2)
-    learning_rate: float = Field(default=0.05, gt=0, le=1)
-    num_boost_round: int = Field(default=300, ge=10)
-    min_data_in_leaf: int = Field(default=40, ge=1)
+    calib_months: int = Field(
+        default=2, ge=1, description="Snapshots before the holdout used for calibration."
+    )
+    num_leaves: int = Field(default=7, ge=2)
+    learning_rate: float = Field(default=0.03, gt=0, le=1)
+    num_boost_round: int = Field(default=600, ge=10)
+    min_data_in_leaf: int = Field(default=200, ge=1)
+    lambda_l2: float = Field(default=30.0, ge=0, description="Strong L2: few churners per snapshot.")
     seed: int = 7
-    num_threads: int = Field(default=0, ge=0, description="0 = auto: 1 thread below 50k rows, else all cores.")
+    num_threads: int = Field(
+        default=0, ge=0, description="0 = auto: 1 thread below 50k rows, else all cores."
+    )
     precision_k_share: float = Field(
         default=0.05, gt=0, le=1, description="k for precision@k as a share of rows"
     )
+
+
+def lgbm_params(config: ChurnTrainConfig, n_rows: int) -> dict:
+    return {
+        "objective": "binary",
+        "num_leaves": config.num_leaves,
+        "learning_rate": config.learning_rate,
+        "min_data_in_leaf": config.min_data_in_leaf,
+        "lambda_l2": config.lambda_l2,
+        "feature_fraction": 0.9,
+        "bagging_fraction": 0.9,
+        "bagging_freq": 1,
+        "seed": config.seed,
+        "deterministic": True,
+        # small matrices train faster on one thread (OpenMP spin-up dominates, worse under load)
+        "num_threads": config.num_threads or (1 if n_rows < 50_000 else (os.cpu_count() or 1)),
+        "verbose": -1,
+    }
+
+
+def model_features() -> list[str]:
+    from models.churn_lib import DERIVED_FEATURES
+
+    return [*FEATURE_COLUMNS, *DERIVED_FEATURES]
 
 
 def _code_version() -> str:
@@ -59,122 +99,231 @@ def _md_table(metrics: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-@dg.asset(
-    group_name="models",
-    kinds={"lightgbm"},
-    deps=["account_features", "sample_oracle"],
-    description="LightGBM churn model: time-split, Platt-calibrated, graded against the sample world's oracle.",
-)
-def churn_model(
-    context: dg.AssetExecutionContext, config: ChurnTrainConfig, warehouse: Warehouse, model_store: ModelStore
-) -> dg.MaterializeResult:
+def load_labelled(warehouse: Warehouse, as_of: str | None = None, horizon_days: int = 90):
+    """Labelled feature rows; with ``as_of``, only rows whose label window closed by that date."""
+    sql = "SELECT * FROM account_features WHERE churned_in_horizon IS NOT NULL"
+    params: list = []
+    if as_of is not None:
+        sql += " AND snapshot_date + CAST(? AS INTEGER) <= CAST(? AS DATE)"
+        params = [horizon_days, as_of]
+    df = warehouse.query(sql + " ORDER BY snapshot_date, account_id", params)
+    df["snapshot_date"] = pd.to_datetime(df["snapshot_date"]).dt.date.astype(str)
+    return df
+
+
+def load_oracle(warehouse: Warehouse, horizon_days: int):
+    if "sample_oracle" not in warehouse.table_names():
+        return None
+    return warehouse.query(
+        "SELECT account_id, CAST(snapshot_date AS VARCHAR) AS snapshot_date, churn_probability "
+        "FROM sample_oracle WHERE horizon_days = ?",
+        [horizon_days],
+    )
+
+
+def train_and_save(
+    df, oracle, config: ChurnTrainConfig, model_store: ModelStore, extra_meta: dict | None = None
+) -> tuple[str, object, bytes]:
+    """Fit on ``df`` and register the result; returns (version, fit, calibration png). Nothing is promoted."""
     from models import churn_lib as lib
 
-    df = warehouse.query(
-        "SELECT * FROM account_features WHERE churned_in_horizon IS NOT NULL ORDER BY snapshot_date, account_id"
+    params = lgbm_params(config, len(df))
+    features = model_features()
+    fit = lib.fit_churn(
+        df,
+        features=features,
+        categorical=list(CATEGORICAL),
+        params=params,
+        num_boost_round=config.num_boost_round,
+        horizon_days=config.horizon_days,
+        eval_months=config.eval_months,
+        calib_months=config.calib_months,
+        k_share=config.precision_k_share,
+        oracle=oracle,
     )
-    if df.empty:
-        raise dg.Failure("account_features has no labelled rows: materialise its partitions first")
-    df["snapshot_date"] = pd.to_datetime(df["snapshot_date"]).dt.date.astype(str)
-    split = lib.time_split(df["snapshot_date"].unique().tolist(), config.horizon_days, config.eval_months)
-    part = {"train": split.train_snapshots, "calib": split.calib_snapshots, "eval": split.eval_snapshots}
-    frames = {k: df[df["snapshot_date"].isin(v)].reset_index(drop=True) for k, v in part.items()}
-
-    enc = lib.Encoder(FEATURE_COLUMNS, list(CATEGORICAL)).fit(frames["train"])
-    xs = {k: enc.transform(f) for k, f in frames.items()}
-    ys = {k: f["churned_in_horizon"].astype(int).to_numpy() for k, f in frames.items()}
-    params = {
-        "objective": "binary",
-        "num_leaves": config.num_leaves,
-        "learning_rate": config.learning_rate,
-        "min_data_in_leaf": config.min_data_in_leaf,
-        "feature_fraction": 0.9,
-        "bagging_fraction": 0.9,
-        "bagging_freq": 1,
-        "seed": config.seed,
-        "deterministic": True,
-        # small matrices train faster on one thread (OpenMP spin-up dominates, worse under load)
-        "num_threads": config.num_threads or (1 if len(frames["train"]) < 50_000 else (os.cpu_count() or 1)),
-        "verbose": -1,
-    }
-    booster = lib.train_booster(xs["train"], ys["train"], params, config.num_boost_round, list(CATEGORICAL))
-    calibrator = lib.PlattCalibrator().fit(booster.predict(xs["calib"]), ys["calib"])
-    p_eval = calibrator(booster.predict(xs["eval"]))
-
-    k = max(1, int(len(p_eval) * config.precision_k_share))
-    metrics = {"model": lib.classification_metrics(ys["eval"], p_eval, k)}
-    oracle = warehouse.query(
-        "SELECT account_id, CAST(snapshot_date AS VARCHAR) AS snapshot_date, churn_probability FROM sample_oracle "
-        "WHERE horizon_days = ?",
-        [config.horizon_days],
-    )
-    ev = frames["eval"][["account_id", "snapshot_date"]].merge(
-        oracle, how="left", on=["account_id", "snapshot_date"]
-    )
-    has_oracle = bool(len(oracle)) and ev["churn_probability"].notna().all()
-    oracle_tbl = None
-    if has_oracle:
-        p_oracle = ev["churn_probability"].to_numpy()
-        metrics["oracle"] = lib.classification_metrics(ys["eval"], p_oracle, k)
-        oracle_tbl = lib.calibration_table(ys["eval"], p_oracle)
-    else:
-        context.log.warning("no oracle for the evaluation rows: metrics are reported without the oracle")
-    png = lib.calibration_png(lib.calibration_table(ys["eval"], p_eval), oracle_tbl)
-
-    gain = booster.feature_importance(importance_type="gain")
-    importance = sorted(zip(FEATURE_COLUMNS, gain, strict=True), key=lambda t: -t[1])
-    fp = lib.fingerprint(
-        frames["train"][["account_id", "snapshot_date", *FEATURE_COLUMNS, "churned_in_horizon"]]
-    )
+    png = lib.calibration_png(lib.calibration_table(fit.y_eval, fit.p_eval), fit.oracle_table)
+    split = fit.split
     meta = {
         "params": params,
         "num_boost_round": config.num_boost_round,
         "horizon_days": config.horizon_days,
-        "split": part,
-        "rows": {k2: len(f) for k2, f in frames.items()},
-        "metrics": metrics,
-        "data_fingerprint": fp,
+        "split": {
+            "train": split.train_snapshots,
+            "calib": split.calib_snapshots,
+            "eval": split.eval_snapshots,
+        },
+        "training_window": [split.train_snapshots[0], split.train_snapshots[-1]],
+        "rows": fit.rows,
+        "metrics": fit.metrics,
+        "data_fingerprint": fit.data_fingerprint,
         "code_version": _code_version(),
-        "encoder": enc.to_dict(),
-        "calibrator": {"a": calibrator.a, "b": calibrator.b},
-        "top_features": [n for n, _ in importance[:10]],
+        "encoder": fit.encoder.to_dict(),
+        "calibrator": {"a": fit.calibrator.a, "b": fit.calibrator.b},
+        "top_features": [n for n, _ in fit.importance[:10]],
+        "drift_reference": fit.reference,
+        **(extra_meta or {}),
     }
     version = model_store.save(
         MODEL_NAME,
-        {"model.txt": booster.model_to_string().encode(), "calibration.png": png},
+        {"model.txt": fit.booster.model_to_string().encode(), "calibration.png": png},
         meta,
     )
-    if model_store.champion(MODEL_NAME) is None:
-        model_store.promote(MODEL_NAME, version, reason="first model")
+    return version, fit, png
+
+
+@dg.asset(
+    group_name="models",
+    kinds={"lightgbm"},
+    deps=["account_features", "sample_oracle"],
+    description="LightGBM churn model (challenger): time-split, Platt-calibrated, graded against the sample "
+    "world's oracle. It serves only once the blocking check shows it is not worse than the champion.",
+)
+def churn_model(
+    context: dg.AssetExecutionContext, config: ChurnTrainConfig, warehouse: Warehouse, model_store: ModelStore
+) -> dg.MaterializeResult:
+    df = load_labelled(warehouse)
+    if df.empty:
+        raise dg.Failure("account_features has no labelled rows: materialise its partitions first")
+    oracle = load_oracle(warehouse, config.horizon_days)
+    version, fit, png = train_and_save(df, oracle, config, model_store, {"kind": "train_and_score"})
+    metrics, split = fit.metrics, fit.split
+    has_oracle = "oracle" in metrics
+    if not has_oracle:
+        context.log.warning("no oracle for the evaluation rows: metrics are reported without the oracle")
     m = metrics["model"]
     md: dict = {
         "version": version,
-        "champion": model_store.champion(MODEL_NAME),
+        "champion_before": model_store.champion(MODEL_NAME) or "",
         "auc": m["auc"],
         "pr_auc": m["pr_auc"],
         "log_loss": m["log_loss"],
         "brier": m["brier"],
         "precision_at_k": m["precision_at_k"],
-        "k": k,
+        "k": fit.k,
         "metrics_vs_oracle": dg.MetadataValue.md(_md_table(metrics)),
         "top_features": dg.MetadataValue.md(
-            "\n".join(f"{i + 1}. `{n}` (gain {g:,.0f})" for i, (n, g) in enumerate(importance[:10]))
+            "\n".join(f"{i + 1}. `{n}` (gain {g:,.0f})" for i, (n, g) in enumerate(fit.importance[:10]))
         ),
         "calibration_plot": dg.MetadataValue.md(
             f"![calibration](data:image/png;base64,{base64.b64encode(png).decode()})"
         ),
         "train_snapshots": f"{split.train_snapshots[0]} .. {split.train_snapshots[-1]}",
         "eval_snapshots": ", ".join(split.eval_snapshots),
-        "data_fingerprint": fp,
+        "data_fingerprint": fit.data_fingerprint,
+        "code_version": _code_version(),
     }
     if has_oracle:
-        md["oracle_auc"] = metrics["oracle"]["auc"]
-        md["auc_over_oracle"] = m["auc"] / metrics["oracle"]["auc"]
+        o = metrics["oracle"]
+        md.update(
+            {
+                "oracle_auc": o["auc"],
+                "auc_over_oracle": m["auc"] / o["auc"],
+                "oracle_pr_auc": o["pr_auc"],
+                "oracle_log_loss": o["log_loss"],
+                "oracle_brier": o["brier"],
+                "oracle_precision_at_k": o["precision_at_k"],
+            }
+        )
     context.log.info(
         f"churn model {version}: AUC {m['auc']:.3f}"
         + (f" (oracle {md['oracle_auc']:.3f})" if has_oracle else "")
     )
     return dg.MaterializeResult(metadata=md)
+
+
+def load_version(model_store: ModelStore, version: str, name: str = MODEL_NAME):
+    """Return (booster, encoder, calibrator, meta) of one stored version, with clear errors."""
+    import lightgbm as lgb
+
+    from models import churn_lib as lib
+    from revops_pipelines.model_store import ModelCorrupt
+
+    meta = model_store.meta(name, version)
+    text = model_store.load(name, version, "model.txt").decode("utf-8", errors="replace")
+    try:
+        booster = lgb.Booster(model_str=text)
+        enc = lib.Encoder.from_dict(meta["encoder"])
+        cal = lib.PlattCalibrator(**meta["calibrator"])
+    except (lgb.basic.LightGBMError, KeyError, TypeError) as err:
+        raise ModelCorrupt(f"{name} version {version}: cannot load the model ({err})") from None
+    return booster, enc, cal, meta
+
+
+def load_champion(model_store: ModelStore, name: str = MODEL_NAME):
+    """Return (version, booster, encoder, calibrator, meta) of the serving model."""
+    version = model_store.champion(name)
+    if version is None:
+        raise dg.Failure(f"no champion for {name}: materialise churn_model (and its checks) first")
+    booster, enc, cal, meta = load_version(model_store, version, name)
+    return version, booster, enc, cal, meta
+
+
+def compare_on_holdout(
+    warehouse: Warehouse, model_store: ModelStore, challenger: str, tolerance: float = AUC_TOLERANCE
+) -> dict:
+    """Score the champion and the challenger on the challenger's holdout rows; the challenger passes
+    when there is no champion or its AUC is at least the champion's minus ``tolerance``."""
+    from sklearn.metrics import roc_auc_score
+
+    from models import churn_lib as lib
+
+    champion = model_store.champion(MODEL_NAME)
+    out: dict = {"challenger": challenger, "champion": champion, "tolerance": tolerance}
+    if champion is None:
+        return {**out, "passed": True, "reason": "no champion yet"}
+    if champion == challenger:
+        return {**out, "passed": True, "reason": "challenger already serves"}
+    b_new, e_new, c_new, m_new = load_version(model_store, challenger)
+    b_old, e_old, c_old, m_old = load_version(model_store, champion)
+    horizon = int(m_new["horizon_days"])
+    if int(m_old.get("horizon_days", horizon)) != horizon:
+        return {**out, "passed": False, "reason": "champion and challenger predict different horizons"}
+    snaps = sorted(m_new["split"]["eval"])
+    df = warehouse.query(
+        "SELECT * FROM account_features WHERE churned_in_horizon IS NOT NULL "
+        "AND snapshot_date >= CAST(? AS DATE) AND snapshot_date <= CAST(? AS DATE) "
+        "ORDER BY snapshot_date, account_id",
+        [snaps[0], snaps[-1]],
+    )
+    y = df["churned_in_horizon"].astype(int).to_numpy()
+    if len(set(y.tolist())) < 2:
+        return {**out, "passed": False, "reason": f"holdout {snaps} has one class only"}
+    auc_new = float(roc_auc_score(y, lib.score(b_new, e_new, c_new, df, horizon)))
+    try:
+        auc_old = float(roc_auc_score(y, lib.score(b_old, e_old, c_old, df, horizon)))
+    except ValueError as err:  # the champion's features no longer exist: it cannot serve either
+        return {**out, "passed": True, "challenger_auc": auc_new, "reason": f"champion unusable: {err}"}
+    passed = auc_new >= auc_old - tolerance
+    return {
+        **out,
+        "passed": passed,
+        "challenger_auc": auc_new,
+        "champion_auc": auc_old,
+        "holdout_snapshots": list(snaps),
+        "holdout_rows": len(df),
+        "reason": "not worse than the champion" if passed else "worse than the champion on the same holdout",
+    }
+
+
+@dg.asset_check(
+    asset="churn_model",
+    name="churn_model_not_worse_than_champion",
+    blocking=True,
+    description="Scores champion and challenger on the challenger's holdout; promotes the challenger only "
+    f"if its AUC is at least the champion's minus {AUC_TOLERANCE}. A failure blocks churn_scores.",
+)
+def churn_model_not_worse_than_champion(
+    context: dg.AssetCheckExecutionContext, warehouse: Warehouse, model_store: ModelStore
+) -> dg.AssetCheckResult:
+    event = context.instance.get_latest_materialization_event(dg.AssetKey("churn_model"))
+    if event is None or event.asset_materialization is None:
+        return dg.AssetCheckResult(passed=False, metadata={"reason": "churn_model has no materialisation"})
+    challenger = str(event.asset_materialization.metadata["version"].value)
+    verdict = compare_on_holdout(warehouse, model_store, challenger)
+    if verdict["passed"]:
+        model_store.promote(MODEL_NAME, challenger, reason=verdict["reason"])
+    metadata = {k: v for k, v in verdict.items() if v is not None and k != "holdout_snapshots"}
+    return dg.AssetCheckResult(passed=bool(verdict["passed"]), metadata=metadata)
 
 
 SCORES = table(
@@ -193,22 +342,6 @@ SCORES = table(
 )
 
 
-def load_champion(model_store: ModelStore, name: str = MODEL_NAME):
-    """Return (version, booster, encoder, calibrator, meta) of the serving model."""
-    import lightgbm as lgb
-
-    from models import churn_lib as lib
-
-    version = model_store.champion(name)
-    if version is None:
-        raise dg.Failure(f"no champion for {name}: materialise churn_model first")
-    meta = model_store.meta(name, version)
-    booster = lgb.Booster(model_str=model_store.load(name, version, "model.txt").decode())
-    enc = lib.Encoder.from_dict(meta["encoder"])
-    cal = lib.PlattCalibrator(**meta["calibrator"])
-    return version, booster, enc, cal, meta
-
-
 @dg.asset(
     group_name="models",
     kinds={"lightgbm"},
@@ -221,11 +354,12 @@ def churn_scores(
 ) -> dg.MaterializeResult:
     from models import churn_lib as lib
 
-    version, booster, enc, cal, _ = load_champion(model_store)
+    version, booster, enc, cal, meta = load_champion(model_store)
     df = warehouse.query(
         "SELECT * FROM account_features WHERE snapshot_date = (SELECT MAX(snapshot_date) FROM account_features) "
         "ORDER BY account_id"
     )
+    df = lib.derive_features(df, int(meta.get("horizon_days", 90)))
     x = enc.transform(df)
     score = cal(booster.predict(x))
     contrib = lib.contributions(booster, x)
@@ -259,5 +393,115 @@ def churn_scores(
     )
 
 
-ASSETS = [churn_model, churn_scores]
+# ---- retraining: one model version per snapshot partition ----------------------------------------
+@dg.asset(
+    group_name="models",
+    kinds={"lightgbm"},
+    partitions_def=SNAPSHOTS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=["account_features", "sample_oracle"],
+    description="Churn model retrained as of each snapshot date, using only rows whose label window had "
+    "closed by then. A backfill over many snapshots runs once and registers one version per snapshot; "
+    "these versions are candidates (promote one with `revops models promote`), never auto-served.",
+)
+def churn_model_snapshots(
+    context: dg.AssetExecutionContext, config: ChurnTrainConfig, warehouse: Warehouse, model_store: ModelStore
+) -> dg.MaterializeResult:
+    window = context.partition_time_window
+    snapshots = pd.date_range(window.start.date(), window.end.date(), freq="MS", inclusive="left")
+    oracle = load_oracle(warehouse, config.horizon_days)
+    versions: dict[str, str] = {}
+    aucs: dict[str, float] = {}
+    for snap in snapshots:
+        as_of = snap.date().isoformat()
+        df = load_labelled(warehouse, as_of=as_of, horizon_days=config.horizon_days)
+        try:
+            version, fit, _ = train_and_save(
+                df, oracle, config, model_store, {"kind": "snapshot_retrain", "as_of": as_of}
+            )
+        except ValueError as err:
+            raise dg.Failure(f"cannot train as of {as_of}: {err}") from None
+        versions[as_of] = version
+        aucs[as_of] = round(fit.metrics["model"]["auc"], 4)
+        context.log.info(f"as of {as_of}: version {version}, holdout AUC {aucs[as_of]:.3f}")
+    return dg.MaterializeResult(
+        metadata={
+            "versions": dg.MetadataValue.json(versions),
+            "holdout_auc": dg.MetadataValue.json(aucs),
+            "models_trained": len(versions),
+        }
+    )
+
+
+retrain_snapshots_job = dg.define_asset_job(
+    "retrain_churn_snapshots",
+    selection=dg.AssetSelection.assets(churn_model_snapshots),
+    partitions_def=SNAPSHOTS,
+    description="Retrain the churn model as of snapshot dates (a range backfills in one run).",
+)
+monthly_snapshot_retrain = dg.build_schedule_from_partitioned_job(
+    retrain_snapshots_job,
+    name="monthly_snapshot_retrain",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+)
+
+PSI_THRESHOLD = 0.25
+# features that move with the calendar by construction (account age, contract clock) are not drift
+DRIFT_IGNORED = ("tenure_days", "days_to_renewal", "decision_in_window", "first_term")
+
+
+@dg.sensor(
+    name="churn_feature_drift",
+    target=dg.AssetSelection.assets("churn_model", "churn_scores"),
+    minimum_interval_seconds=3600,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description=f"Once per new feature snapshot: PSI of every numeric feature against the champion's "
+    f"training distribution; proposes retraining (churn_model, churn_scores) when one exceeds {PSI_THRESHOLD}.",
+)
+def churn_feature_drift(
+    context: dg.SensorEvaluationContext, warehouse: Warehouse, model_store: ModelStore
+) -> dg.SensorResult | dg.SkipReason:
+    from models.churn_lib import derive_features
+    from models.drift import psi
+
+    if "account_features" not in warehouse.table_names():
+        return dg.SkipReason("account_features does not exist yet")
+    latest = warehouse.query("SELECT CAST(MAX(snapshot_date) AS VARCHAR) AS s FROM account_features")[
+        "s"
+    ].iloc[0]
+    if latest is None or pd.isna(latest):
+        return dg.SkipReason("account_features is empty")
+    champion = model_store.champion(MODEL_NAME)
+    if champion is None:
+        return dg.SkipReason("no champion model yet")
+    cursor_key = f"{latest}|{champion}"
+    if context.cursor == cursor_key:
+        return dg.SkipReason(f"snapshot {latest} already checked against {champion}")
+    meta = model_store.meta(MODEL_NAME, champion)
+    reference = {k: v for k, v in (meta.get("drift_reference") or {}).items() if k not in DRIFT_IGNORED}
+    df = warehouse.query("SELECT * FROM account_features WHERE snapshot_date = CAST(? AS DATE)", [latest])
+    scores = psi(reference, derive_features(df, int(meta.get("horizon_days", 90))))
+    drifted = {k: round(v, 3) for k, v in sorted(scores.items(), key=lambda t: -t[1]) if v > PSI_THRESHOLD}
+    if not drifted:
+        return dg.SensorResult(
+            skip_reason=f"no feature drifted at {latest} (max PSI {max(scores.values(), default=0):.3f})",
+            cursor=cursor_key,
+        )
+    context.log.info(f"drift at {latest} vs {champion}: {drifted}")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"drift-{latest}-{champion}",
+                tags={"revops/trigger": "feature_drift", "revops/drifted_features": ",".join(drifted)[:200]},
+            )
+        ],
+        cursor=cursor_key,
+    )
+
+
+ASSETS = [churn_model, churn_scores, churn_model_snapshots]
+CHECKS = [churn_model_not_worse_than_champion]
+JOBS = [retrain_snapshots_job]
+SCHEDULES = [monthly_snapshot_retrain]
+SENSORS = [churn_feature_drift]
 TABLES = [SCORES]

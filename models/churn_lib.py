@@ -72,6 +72,28 @@ class Encoder:
         return cls(d["features"], d["categorical"], d["levels"])
 
 
+# Features the model derives from one feature-table row (same row only, so no new leakage risk).
+DERIVED_FEATURES = ["decision_in_window", "first_term"]
+
+
+def derive_features(df: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+    """Add the contract-calendar features the churn process turns on.
+
+    Churn is only decided at a renewal (annual contracts) or a bill (monthly contracts), so whether a
+    decision falls inside the label horizon, and whether it is the first term's decision (riskier),
+    matter more than any usage signal. Both use only the row's own snapshot-time columns.
+    """
+    out = df.copy()
+    monthly = out["billing_frequency"].astype("string").eq("Monthly").fillna(False).to_numpy()
+    tenure = pd.to_numeric(out["tenure_days"], errors="coerce").to_numpy(dtype="float64")
+    to_renewal = pd.to_numeric(out["days_to_renewal"], errors="coerce").to_numpy(dtype="float64")
+    out["decision_in_window"] = np.where(monthly, 1.0, (to_renewal <= horizon_days).astype("float64"))
+    out["first_term"] = np.where(
+        monthly, (tenure < 90).astype("float64"), ((tenure + to_renewal) < 400).astype("float64")
+    )
+    return out
+
+
 def fingerprint(df: pd.DataFrame) -> str:
     h = hashlib.sha256(pd.util.hash_pandas_object(df, index=False).values.tobytes())
     return h.hexdigest()[:16]
@@ -184,3 +206,94 @@ def top_factors(contrib_row: np.ndarray, names: list[str], values: pd.Series, n:
 
 def dumps_factors(factors: list[dict]) -> str:
     return json.dumps(factors, separators=(",", ":"))
+
+
+# ---- one training run, shared by the assets and the benchmark ------------------------------------
+@dataclass
+class ChurnFit:
+    booster: Any
+    encoder: Encoder
+    calibrator: PlattCalibrator
+    split: TimeSplit
+    rows: dict[str, int]
+    metrics: dict[str, dict[str, float]]
+    k: int
+    eval_keys: pd.DataFrame  # account_id, snapshot_date of the holdout rows
+    p_eval: np.ndarray
+    y_eval: np.ndarray
+    oracle_table: pd.DataFrame | None
+    importance: list[tuple[str, float]]
+    data_fingerprint: str
+    reference: dict[str, dict]
+
+
+def fit_churn(
+    df: pd.DataFrame,
+    *,
+    features: list[str],
+    categorical: list[str],
+    params: dict[str, Any],
+    num_boost_round: int,
+    horizon_days: int,
+    eval_months: int,
+    calib_months: int = 2,
+    k_share: float = 0.05,
+    oracle: pd.DataFrame | None = None,
+) -> ChurnFit:
+    """Time split → LightGBM on the past → Platt on the next snapshots → metrics on the latest ones.
+
+    ``df`` holds labelled feature rows (``snapshot_date`` as ISO text); ``oracle`` optionally holds
+    ``account_id, snapshot_date, churn_probability`` for grading the holdout against the truth.
+    """
+    from models.drift import reference_profile
+
+    df = derive_features(df, horizon_days)
+    split = time_split(df["snapshot_date"].unique().tolist(), horizon_days, eval_months, calib_months)
+    part = {"train": split.train_snapshots, "calib": split.calib_snapshots, "eval": split.eval_snapshots}
+    frames = {k: df[df["snapshot_date"].isin(v)].reset_index(drop=True) for k, v in part.items()}
+    enc = Encoder(list(features), [c for c in categorical if c in features]).fit(frames["train"])
+    xs = {k: enc.transform(f) for k, f in frames.items()}
+    ys = {k: f["churned_in_horizon"].astype(int).to_numpy() for k, f in frames.items()}
+    for k, yv in ys.items():
+        if len(np.unique(yv)) < 2:
+            raise ValueError(f"the {k} snapshots {part[k]} hold only one class: not enough churners to train")
+    booster = train_booster(xs["train"], ys["train"], params, num_boost_round, enc.categorical)
+    calibrator = PlattCalibrator().fit(booster.predict(xs["calib"]), ys["calib"])
+    p_eval = calibrator(booster.predict(xs["eval"]))
+    k = max(1, int(len(p_eval) * k_share))
+    metrics = {"model": classification_metrics(ys["eval"], p_eval, k)}
+    oracle_tbl = None
+    keys = frames["eval"][["account_id", "snapshot_date"]]
+    if oracle is not None and len(oracle):
+        ev = keys.merge(oracle, how="left", on=["account_id", "snapshot_date"])
+        if ev["churn_probability"].notna().all():
+            p_oracle = ev["churn_probability"].to_numpy()
+            metrics["oracle"] = classification_metrics(ys["eval"], p_oracle, k)
+            oracle_tbl = calibration_table(ys["eval"], p_oracle)
+    gain = booster.feature_importance(importance_type="gain")
+    importance = sorted(zip(enc.features, (float(g) for g in gain), strict=True), key=lambda t: -t[1])
+    fp = fingerprint(frames["train"][["account_id", "snapshot_date", *features, "churned_in_horizon"]])
+    return ChurnFit(
+        booster=booster,
+        encoder=enc,
+        calibrator=calibrator,
+        split=split,
+        rows={k: len(f) for k, f in frames.items()},
+        metrics=metrics,
+        k=k,
+        eval_keys=keys,
+        p_eval=p_eval,
+        y_eval=ys["eval"],
+        oracle_table=oracle_tbl,
+        importance=importance,
+        data_fingerprint=fp,
+        reference=reference_profile(xs["train"], [c for c in enc.features if c not in enc.categorical]),
+    )
+
+
+def score(booster, enc: Encoder, cal: PlattCalibrator, df: pd.DataFrame, horizon_days: int) -> np.ndarray:
+    """Calibrated churn probabilities of feature rows with a stored model."""
+    missing = [c for c in enc.features if c not in DERIVED_FEATURES and c not in df.columns]
+    if missing:
+        raise ValueError(f"the feature table lacks columns the model was trained on: {missing}")
+    return cal(booster.predict(enc.transform(derive_features(df, horizon_days))))

@@ -1,0 +1,127 @@
+"""Churn training overhead: the asset's training code path vs raw ``lightgbm.train`` on the same matrix.
+
+``bench_churn_train()`` builds a synthetic snapshot matrix with the feature table's columns (15
+monthly snapshots, a hidden health process that drives usage and churn at contract decisions, so
+the true probability — the oracle — is known), then times
+
+* project: ``models.churn_lib.fit_churn`` with the asset's parameters (derived features, time
+  split, encoding, LightGBM, Platt calibration, metrics vs the oracle, drift reference), and
+* baseline: ``lightgbm.train`` with the same parameters on the same, already encoded, training rows.
+
+Both sides run LightGBM on one thread (OpenMP timings on a busy 2-core host are noise otherwise),
+best of ``repeats`` interleaved runs. ``ratio`` is project / baseline at 200k rows (goal: the
+framework adds little over LightGBM);
+``scaling`` gives the project time at three sizes; ``auc_over_oracle`` is the holdout AUC over the
+oracle's AUC on the synthetic matrix (the default sample world's figure is in ``make demo``).
+"""
+
+from __future__ import annotations
+
+import time
+
+SIZES = (50_000, 100_000, 200_000)
+SNAPSHOTS = 15
+HORIZON = 90
+
+
+def synthetic_matrix(rows: int, seed: int = 0):
+    import numpy as np
+    import pandas as pd
+
+    from assets.features import FEATURE_COLUMNS
+
+    rng = np.random.default_rng(seed)
+    per = rows // SNAPSHOTS
+    n = per * SNAPSHOTS
+    snaps = pd.date_range("2024-07-01", periods=SNAPSHOTS, freq="MS").date.astype(str)
+    mu = rng.normal(0, 0.6, per)
+    health = mu[None, :] + rng.normal(0, 0.5, (SNAPSHOTS, per))
+    seg = rng.choice(["Enterprise", "Mid-Market", "SMB"], per, p=[0.12, 0.33, 0.55])
+    monthly = (seg == "SMB") & (rng.random(per) < 0.65)
+    tenure = rng.integers(30, 1500, per)[None, :] + 30 * np.arange(SNAPSHOTS)[:, None]
+    to_renewal = np.where(monthly[None, :], 30 - tenure % 30, 365 - tenure % 365)
+    h = health.ravel()
+    decision = np.where(np.tile(monthly, SNAPSHOTS), 3.0, (to_renewal.ravel() <= HORIZON).astype(float))
+    p_true = 1 - (1 - 1 / (1 + np.exp(-(-2.6 - 1.7 * h)))) ** decision
+    util = 1 / (1 + np.exp(-(h + rng.normal(0, 0.4, n))))
+    df = pd.DataFrame({c: rng.normal(0, 1, n) for c in FEATURE_COLUMNS})
+    df["account_id"] = np.tile(np.arange(per).astype(str), SNAPSHOTS)
+    df["snapshot_date"] = np.repeat(snaps, per)
+    df["segment"] = np.tile(seg, SNAPSHOTS)
+    df["plan"] = rng.choice(["starter", "growth", "scale"], n)
+    df["billing_frequency"] = np.where(np.tile(monthly, SNAPSHOTS), "Monthly", "Annual")
+    df["tenure_days"] = tenure.ravel()
+    df["days_to_renewal"] = to_renewal.ravel()
+    df["util_30d"] = util
+    df["util_prev_60d"] = util + rng.normal(0, 0.05, n)
+    df["sentiment_90d"] = 0.5 * h + rng.normal(0, 0.6, n)
+    df["churned_in_horizon"] = rng.random(n) < p_true
+    oracle = df[["account_id", "snapshot_date"]].assign(churn_probability=p_true)
+    return df, oracle
+
+
+def _fit(df, oracle):
+    from assets.features import CATEGORICAL
+    from models import churn_lib as lib
+    from models.churn import ChurnTrainConfig, lgbm_params, model_features
+
+    cfg = ChurnTrainConfig(num_threads=1)  # one thread on both sides: OpenMP timing on a busy host is noise
+    t = time.perf_counter()
+    fit = lib.fit_churn(
+        df,
+        features=model_features(),
+        categorical=list(CATEGORICAL),
+        params=lgbm_params(cfg, len(df)),
+        num_boost_round=cfg.num_boost_round,
+        horizon_days=HORIZON,
+        eval_months=cfg.eval_months,
+        calib_months=cfg.calib_months,
+        oracle=oracle,
+    )
+    return time.perf_counter() - t, fit, cfg
+
+
+def _raw(df, fit, cfg) -> float:
+    import lightgbm as lgb
+
+    from models import churn_lib as lib
+    from models.churn import lgbm_params
+
+    train = lib.derive_features(df[df["snapshot_date"].isin(fit.split.train_snapshots)], HORIZON)
+    x = fit.encoder.transform(train)
+    y = train["churned_in_horizon"].astype(int).to_numpy()
+    t = time.perf_counter()
+    ds = lgb.Dataset(x, label=y, categorical_feature=fit.encoder.categorical)
+    lgb.train(lgbm_params(cfg, len(df)), ds, num_boost_round=cfg.num_boost_round)
+    return time.perf_counter() - t
+
+
+def bench_churn_train(sizes: tuple[int, ...] = SIZES, repeats: int = 2) -> dict:
+    """Best of ``repeats`` (interleaved) at the largest size, so a busy machine hurts both sides alike."""
+    scaling = {}
+    result: dict = {}
+    for rows in sizes:
+        df, oracle = synthetic_matrix(rows)
+        project, fit, cfg = _fit(df, oracle)
+        if rows == max(sizes):
+            baseline = _raw(df, fit, cfg)
+            for _ in range(repeats - 1):
+                project = min(project, _fit(df, oracle)[0])
+                baseline = min(baseline, _raw(df, fit, cfg))
+            m = fit.metrics
+            result = {
+                "project": project,
+                "baseline": baseline,
+                "ratio": project / baseline,
+                "rows": rows,
+                "train_rows": fit.rows["train"],
+                "auc_over_oracle": m["model"]["auc"] / m["oracle"]["auc"],
+            }
+        scaling[str(rows)] = round(project, 3)
+    return {**result, "scaling": scaling, "unit": "s", "goal": "ratio <= 1.5"}
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(bench_churn_train(), indent=2))
