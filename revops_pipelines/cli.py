@@ -20,6 +20,8 @@ def _fail(err: Exception) -> None:
 # Command groups owned by other packages, imported only when used: "name": "module:attribute".
 SUBCOMMANDS: dict[str, str] = {
     "kb": "revops_pipelines.kb.cli:kb",
+    "models": "models.cli:models",
+    "warehouse": "revops_pipelines.warehouse.cli:warehouse",
 }
 
 

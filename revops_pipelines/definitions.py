@@ -9,16 +9,29 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets import features, gong, hubspot, product, salesforce, sample_world
+from assets import features, gong, hubspot, product, quality, salesforce, sample_world
 from kb_assets import assets as kb
-from models import churn
+from models import churn, classification, decision_quality, segmentation
 from revops_pipelines.flows.compiler import compile_flows
 from revops_pipelines.flows.loader import load_all
 from revops_pipelines.resources import build_resources
 from revops_pipelines.settings import load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DOMAINS = (sample_world, salesforce, hubspot, gong, product, features, churn, kb)
+DOMAINS = (
+    sample_world,
+    salesforce,
+    hubspot,
+    gong,
+    product,
+    features,
+    quality,
+    churn,
+    classification,
+    segmentation,
+    decision_quality,
+    kb,
+)
 
 
 def flows_dir() -> Path:
@@ -42,7 +55,7 @@ def build_definitions() -> dg.Definitions:
         selection=dg.AssetSelection.groups("sample_world", "raw_salesforce", "raw_hubspot", "raw_gong")
         | dg.AssetSelection.groups("raw_product", "raw_billing")
         | dg.AssetSelection.assets("sample_oracle", "gong_call_sentiment"),
-        description="Load every raw table from the sample world (stand-in for the live connectors).",
+        description="Sync every raw table through the source connectors (sample mode: loopback stand-ins).",
     )
     train = dg.define_asset_job(
         "train_and_score",
@@ -59,11 +72,26 @@ def build_definitions() -> dg.Definitions:
         selection=dg.AssetSelection.groups("knowledge_base"),
         description="Validate, chunk and (incrementally) embed the knowledge base into LanceDB.",
     )
+    classify_job = dg.define_asset_job(
+        "classify_and_segment",
+        selection=dg.AssetSelection.assets(
+            "ticket_product_features",
+            "call_topic_classifications",
+            "revenue_event_classifications",
+            "account_segments",
+        ),
+        description="Train and apply the ticket, call-topic and revenue-event classifiers; segment accounts.",
+    )
+    evaluate_job = dg.define_asset_job(
+        "evaluate_decisions",
+        selection=dg.AssetSelection.assets("decision_quality_report", "action_outcomes"),
+        description="Grade the churn-prevention policy against the oracle; track action outcomes.",
+    )
     executor = dg.in_process_executor if settings.executor == "in_process" else dg.multiprocess_executor
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
-        jobs=[ingest, features_job, train, kb_job, *jobs, *flow_jobs],
+        jobs=[ingest, features_job, train, kb_job, classify_job, evaluate_job, *jobs, *flow_jobs],
         sensors=sensors,
         schedules=[
             *schedules,

@@ -40,6 +40,9 @@ def run_demo() -> dict[str, Any]:
     instance = _instance()
     defs = build_definitions()
     keys = SNAPSHOTS.get_partition_keys()
+    from revops_pipelines.warehouse.migrations import migrate
+
+    migrate(defs.resources["warehouse"])  # an incompatible schema change stops here, before any job
     checks: list[dict[str, Any]] = []
     steps = [
         ("ingest_sample_world", {}),
@@ -49,7 +52,10 @@ def run_demo() -> dict[str, Any]:
         ),
         ("train_and_score", {}),
         ("refresh_knowledge_base", {}),
+        ("build_training_data", {}),
+        ("classify_and_segment", {}),
         (FLOW_JOB, {}),
+        ("evaluate_decisions", {}),
     ]
     ok = True
     for job_name, tags in steps:
@@ -85,6 +91,10 @@ def _summarise(defs: dg.Definitions, instance: dg.DagsterInstance, checks: list[
         for k in ("version", "auc", "oracle_auc", "auc_over_oracle", "pr_auc", "brier", "precision_at_k"):
             if k in md:
                 model[k] = md[k].value
+    quality: dict[str, Any] = {}
+    mat = instance.get_latest_materialization_event(dg.AssetKey("decision_quality_report"))
+    if mat and mat.asset_materialization:
+        quality = {k: v.value for k, v in mat.asset_materialization.metadata.items() if k != "detail"}
     decisions = actions = None
     if "agent_decisions" in tables:
         decisions = wh.query(
@@ -99,6 +109,7 @@ def _summarise(defs: dg.Definitions, instance: dg.DagsterInstance, checks: list[
         "tables": tables,
         "checks": checks,
         "model": model,
+        "decision_quality": quality,
         "decisions": {}
         if decisions is None
         else dict(zip(decisions["priority"], decisions["n"].astype(int), strict=True)),
@@ -122,6 +133,13 @@ def print_summary(s: dict[str, Any]) -> None:
         if "oracle_auc" in m:
             line += f"  vs oracle AUC {m['oracle_auc']:.3f}  (ratio {m['auc_over_oracle']:.3f})"
         print(line)
+    q = s.get("decision_quality") or {}
+    if q:
+        print(
+            f"\nPolicy top-{q['decision_quality_k']} precision {q['policy_precision_at_k']:.3f} vs oracle "
+            f"{q['oracle_precision_at_k']:.3f} (ratio {q['precision_at_k_vs_oracle']:.2f}); ARR-weighted recall "
+            f"{q['policy_arr_recall']:.3f} vs oracle {q['oracle_arr_recall']:.3f}"
+        )
     print(f"\nDecisions made: {sum(s['decisions'].values())} {s['decisions']}")
     print("Actions taken:")
     for a in s["actions"]:

@@ -43,5 +43,29 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         ),
         "model_store": ModelStore(uri=settings.model_store_uri),
         "knowledge_base": KnowledgeBaseResource(uri=settings.vector_uri),
-        "agents": AgentRuntime(dry_run=settings.dry_run),
+        "agents": _agent_runtime(settings),
+        **_connectors(settings),
     }
+
+
+def _connectors(settings: Settings) -> dict[str, Any]:
+    from revops_pipelines.connectors.resources import connector_resources
+
+    return connector_resources(settings)
+
+
+def _agent_runtime(settings: Settings) -> AgentRuntime:
+    common = {
+        "dry_run": settings.dry_run,
+        "state_path": str(settings.state_dir / "agent_state.sqlite"),
+        "kb_uri": settings.vector_uri,
+    }
+    if settings.dry_run:
+        return AgentRuntime(**common)
+    return AgentRuntime(
+        **common,
+        slack_token=dg.EnvVar("SLACK_BOT_TOKEN"),
+        crm_token=dg.EnvVar("HUBSPOT_ACCESS_TOKEN"),
+        webhook_secret=dg.EnvVar("REVOPS_WEBHOOK_SECRET"),
+        webhook_url=settings.webhook_url,
+    )

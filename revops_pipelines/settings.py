@@ -20,6 +20,8 @@ variable                        default                     meaning
 ``REVOPS_SAMPLE_SEED``          ``7``                       seed of the generated sample world
 ``REVOPS_DRY_RUN``              ``true``                    Execution Agent records, never sends
 ``REVOPS_EXECUTOR``             ``in_process`` (embedded)   ``in_process`` or ``multiprocess``
+``REVOPS_SOURCE_MODE``          ``sample``                  ``sample`` (clients read the generated world
+                                                            through loopback stand-ins) or ``live``
 ==============================  ==========================  =====================================
 
 :func:`load_settings` validates the combination eagerly, so a wrong configuration fails when the
@@ -37,6 +39,15 @@ from pathlib import Path
 from revops_pipelines.errors import ConfigurationError
 
 WAREHOUSES = ("duckdb", "firebolt")
+LIVE_ACTION_VARS = ("SLACK_BOT_TOKEN", "HUBSPOT_ACCESS_TOKEN", "REVOPS_WEBHOOK_SECRET")
+# credentials the live connectors read (through dg.EnvVar); checked at load in live mode
+LIVE_SOURCE_VARS = (
+    "GONG_ACCESS_KEY",
+    "GONG_ACCESS_KEY_SECRET",
+    "SALESFORCE_CLIENT_ID",
+    "SALESFORCE_CLIENT_SECRET",
+    "HUBSPOT_ACCESS_TOKEN",
+)
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -90,6 +101,8 @@ class Settings:
     sample_seed: int
     dry_run: bool
     executor: str
+    source_mode: str = "sample"
+    webhook_url: str | None = None
 
     @property
     def sample_dir(self) -> Path:
@@ -123,7 +136,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             engine=env.get("FIREBOLT_ENGINE") or None,
         )
         if not url:
-            for var in ("FIREBOLT_CLIENT_ID", "FIREBOLT_CLIENT_SECRET", "FIREBOLT_ACCOUNT", "FIREBOLT_ENGINE"):
+            for var in (
+                "FIREBOLT_CLIENT_ID",
+                "FIREBOLT_CLIENT_SECRET",
+                "FIREBOLT_ACCOUNT",
+                "FIREBOLT_ENGINE",
+            ):
                 if not env.get(var):
                     raise ConfigurationError(
                         var,
@@ -140,7 +158,23 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # one DuckDB file has one writer; parallel step processes would fight over its lock
         raise ConfigurationError("REVOPS_EXECUTOR", "multiprocess needs a server warehouse (firebolt)")
 
+    source_mode = (env.get("REVOPS_SOURCE_MODE") or "sample").strip().lower()
+    if source_mode not in ("sample", "live"):
+        raise ConfigurationError("REVOPS_SOURCE_MODE", f"must be sample or live, got {source_mode!r}")
+    if source_mode == "live":
+        for var in LIVE_SOURCE_VARS:
+            if not env.get(var):
+                raise ConfigurationError(var, "is required when REVOPS_SOURCE_MODE=live")
+
+    dry_run = _bool(env, "REVOPS_DRY_RUN", True)
+    if not dry_run:  # live actions: every credential the Execution Agent sends with must exist now
+        for var in LIVE_ACTION_VARS:
+            if not env.get(var):
+                raise ConfigurationError(var, "is required when REVOPS_DRY_RUN=false")
+
     return Settings(
+        source_mode=source_mode,
+        webhook_url=env.get("REVOPS_WEBHOOK_URL") or None,
         home=home,
         warehouse=warehouse,
         duckdb_path=Path(env.get("REVOPS_DUCKDB_PATH") or home / "warehouse.duckdb"),
@@ -149,6 +183,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         model_store_uri=env.get("REVOPS_MODEL_STORE_URI") or str(home / "models"),
         sample_accounts=_int(env, "REVOPS_SAMPLE_ACCOUNTS", 1000, 1),
         sample_seed=_int(env, "REVOPS_SAMPLE_SEED", 7, 0),
-        dry_run=_bool(env, "REVOPS_DRY_RUN", True),
+        dry_run=dry_run,
         executor=executor,
     )

@@ -17,8 +17,15 @@ def test_every_asset_has_group_description_and_kind(defs):
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert {
-        "sample_world", "raw_sf_accounts", "raw_gong_calls", "raw_product_usage", "account_features",
-        "churn_model", "churn_scores", "kb_index", "sample_oracle",
+        "sample_world",
+        "raw_sf_accounts",
+        "raw_gong_calls",
+        "raw_product_usage",
+        "account_features",
+        "churn_model",
+        "churn_scores",
+        "kb_index",
+        "sample_oracle",
     } <= keys
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
@@ -38,8 +45,16 @@ def test_blocking_checks_guard_raw_tables(defs):
 
 def test_jobs_and_schedules(defs):
     names = {j.name for j in defs.resolve_all_job_defs()}
-    assert {"ingest_sample_world", "build_features", "train_and_score", "refresh_knowledge_base", "flow_churn_prevention"} <= names
-    scheds = list(defs.resolve_schedule_defs()) if hasattr(defs, "resolve_schedule_defs") else list(defs.schedules)
+    assert {
+        "ingest_sample_world",
+        "build_features",
+        "train_and_score",
+        "refresh_knowledge_base",
+        "flow_churn_prevention",
+    } <= names
+    scheds = (
+        list(defs.resolve_schedule_defs()) if hasattr(defs, "resolve_schedule_defs") else list(defs.schedules)
+    )
     assert {s.name for s in scheds} >= {"flow_churn_prevention_schedule", "weekly_retrain"}
     assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in scheds)
 

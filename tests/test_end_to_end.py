@@ -28,9 +28,26 @@ def test_demo_materialises_everything_and_passes_checks(demo_run):
     summary, root = demo_run
     assert summary["ok"], summary
     t = summary["tables"]
-    for table in ("raw_sf_accounts", "raw_sf_opportunities", "raw_sf_cases", "raw_gong_calls", "raw_gong_transcripts",
-                  "raw_product_usage", "raw_billing_invoices", "raw_hs_companies", "account_features",
-                  "churn_scores", "agent_decisions", "action_log", "sample_oracle"):
+    for table in (
+        "raw_sf_accounts",
+        "raw_sf_opportunities",
+        "raw_sf_cases",
+        "raw_gong_calls",
+        "raw_gong_transcripts",
+        "raw_product_usage",
+        "raw_billing_invoices",
+        "raw_hs_companies",
+        "account_features",
+        "churn_scores",
+        "agent_decisions",
+        "action_log",
+        "sample_oracle",
+        "account_segments",
+        "ticket_product_features",
+        "training_ticket_labels",
+        "training_decision_examples",
+        "agent_insights",
+    ):
         assert t.get(table, 0) > 0, table
     assert t["raw_sf_accounts"] == 400
     assert len(summary["checks"]) >= 10 and all(c["passed"] for c in summary["checks"])
@@ -45,6 +62,15 @@ def test_model_is_graded_against_the_oracle(demo_run):
     # a small world is noisy; the model must still be clearly informative and near the oracle
     assert m["auc"] > 0.65
     assert m["auc_over_oracle"] > 0.8
+
+
+def test_decision_quality_is_graded_against_the_oracle(demo_run):
+    q = demo_run[0]["decision_quality"]
+    assert 0 < q["oracle_precision_at_k"] <= 1
+    assert 0 <= q["policy_precision_at_k"] <= 1
+    assert q["precision_at_k_vs_oracle"] == pytest.approx(
+        q["policy_precision_at_k"] / q["oracle_precision_at_k"]
+    )
 
 
 def test_flow_made_decisions_and_recorded_dry_run_actions(demo_run):
@@ -64,7 +90,13 @@ def test_rerunning_everything_changes_no_rows_and_repeats_no_action(demo_run):
         result = defs.resolve_job_def(job).execute_in_process(instance=instance)
         assert result.success
     wh = defs.resources["warehouse"]
-    for table in ("raw_sf_accounts", "raw_gong_transcripts", "raw_product_usage", "action_log", "agent_decisions"):
+    for table in (
+        "raw_sf_accounts",
+        "raw_gong_transcripts",
+        "raw_product_usage",
+        "action_log",
+        "agent_decisions",
+    ):
         assert wh.row_count(table) == before[table], table
     flow = result.output_for_node("churn_prevention__alert_team")
     assert flow["execution_summary"]["successful"] == 0

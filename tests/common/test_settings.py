@@ -14,7 +14,9 @@ def test_embedded_default_lives_under_revops_home(tmp_path):
     assert s.executor == "in_process"
 
 
-@pytest.mark.parametrize("missing", ["FIREBOLT_CLIENT_ID", "FIREBOLT_CLIENT_SECRET", "FIREBOLT_ACCOUNT", "FIREBOLT_ENGINE"])
+@pytest.mark.parametrize(
+    "missing", ["FIREBOLT_CLIENT_ID", "FIREBOLT_CLIENT_SECRET", "FIREBOLT_ACCOUNT", "FIREBOLT_ENGINE"]
+)
 def test_firebolt_cloud_without_credentials_names_the_setting(missing):
     env = {
         "REVOPS_WAREHOUSE": "firebolt",
@@ -51,3 +53,32 @@ def test_invalid_settings_are_named(env, setting):
     with pytest.raises(ConfigurationError) as exc:
         load_settings(env)
     assert exc.value.setting == setting
+
+
+def test_live_sources_need_every_vendor_credential():
+    env = {
+        "REVOPS_SOURCE_MODE": "live",
+        "GONG_ACCESS_KEY": "k",
+        "GONG_ACCESS_KEY_SECRET": "s",
+        "SALESFORCE_CLIENT_ID": "i",
+        "SALESFORCE_CLIENT_SECRET": "s",
+    }
+    with pytest.raises(ConfigurationError) as exc:
+        load_settings(env)
+    assert exc.value.setting == "HUBSPOT_ACCESS_TOKEN"
+    assert load_settings({**env, "HUBSPOT_ACCESS_TOKEN": "t"}).source_mode == "live"
+
+
+def test_live_actions_need_their_credentials():
+    with pytest.raises(ConfigurationError) as exc:
+        load_settings({"REVOPS_DRY_RUN": "false", "SLACK_BOT_TOKEN": "xoxb-1"})
+    assert exc.value.setting == "HUBSPOT_ACCESS_TOKEN"
+    s = load_settings(
+        {
+            "REVOPS_DRY_RUN": "false",
+            "SLACK_BOT_TOKEN": "x",
+            "HUBSPOT_ACCESS_TOKEN": "y",
+            "REVOPS_WEBHOOK_SECRET": "z",
+        }
+    )
+    assert s.dry_run is False
