@@ -13,7 +13,7 @@ import dagster as dg
 from revops_pipelines.checks import not_null_check, references_check, sql_check, unique_check
 from revops_pipelines.connectors.gong import GongResource
 from revops_pipelines.lazy import pd
-from revops_pipelines.raw import column_schema
+from revops_pipelines.raw import request_metadata, table_spec
 from revops_pipelines.warehouse import Warehouse, table
 
 CALLS = table(
@@ -192,14 +192,7 @@ class GongRunConfig(dg.Config):
 
 
 def _spec(schema, deps=()) -> dg.AssetSpec:
-    return dg.AssetSpec(
-        schema.name,
-        group_name="raw_gong",
-        kinds={"gong"},
-        deps=list(deps),
-        description=schema.description,
-        metadata={"dagster/column_schema": column_schema(schema), "merge_keys": ", ".join(schema.keys)},
-    )
+    return table_spec(schema, source="gong", description=schema.description, deps=deps)
 
 
 @dg.multi_asset(
@@ -235,11 +228,7 @@ def gong_sync(
     summary, stats = gong.sync(sink, log=context.log.info, backfill=backfill)
     cp = summary.checkpoint
     common = {
-        "requests": dg.MetadataValue.int(stats.requests),
-        "retries": dg.MetadataValue.int(stats.retries),
-        "http_429": dg.MetadataValue.int(stats.http_429),
-        "http_5xx": dg.MetadataValue.int(stats.http_5xx),
-        "timeouts": dg.MetadataValue.int(stats.timeouts),
+        **request_metadata(stats),
         "rate_limit_wait_s": dg.MetadataValue.float(round(stats.waited_s, 3)),
         "checkpoint": dg.MetadataValue.json(cp),
         "calls_listed": dg.MetadataValue.int(summary.listed),

@@ -9,7 +9,7 @@ import dagster as dg
 from revops_pipelines.checks import references_check, sql_check, unique_check
 from revops_pipelines.connectors.hubspot import ENGAGEMENTS, HubSpotResource
 from revops_pipelines.lazy import pd
-from revops_pipelines.raw import column_schema
+from revops_pipelines.raw import request_metadata, table_spec
 from revops_pipelines.warehouse import Warehouse, table
 
 COMPANIES = table(
@@ -210,13 +210,11 @@ class WarehouseHubSpotSink:
 
 
 def _spec(schema) -> dg.AssetSpec:
-    return dg.AssetSpec(
-        schema.name,
-        group_name="raw_hubspot",
-        kinds={"hubspot"},
-        deps=["sample_world"],
+    return table_spec(
+        schema,
+        source="hubspot",
         description=schema.description or f"HubSpot {schema.name.removeprefix('raw_hs_')}.",
-        metadata={"dagster/column_schema": column_schema(schema), "merge_keys": ", ".join(schema.keys)},
+        deps=["sample_world"],
     )
 
 
@@ -238,13 +236,7 @@ def hubspot_sync(context: dg.AssetExecutionContext, warehouse: Warehouse, hubspo
         warehouse.ensure_table(schema)
     summary, stats = hubspot.sync(WarehouseHubSpotSink(warehouse), log=context.log.info)
     context.log.info(f"hubspot: {summary} {stats.as_dict()}")
-    common = {
-        "requests": dg.MetadataValue.int(stats.requests),
-        "retries": dg.MetadataValue.int(stats.retries),
-        "http_429": dg.MetadataValue.int(stats.http_429),
-        "http_5xx": dg.MetadataValue.int(stats.http_5xx),
-        "timeouts": dg.MetadataValue.int(stats.timeouts),
-    }
+    common = request_metadata(stats)
     for schema in TABLES:
         types = [t for t, s in TABLE_OF.items() if s is schema]
         md = {**common, "dagster/row_count": dg.MetadataValue.int(warehouse.row_count(schema.name))}

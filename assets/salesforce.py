@@ -9,7 +9,7 @@ import dagster as dg
 from revops_pipelines.checks import not_null_check, references_check, sql_check, unique_check
 from revops_pipelines.connectors.salesforce import SalesforceResource
 from revops_pipelines.lazy import pd
-from revops_pipelines.raw import column_schema
+from revops_pipelines.raw import request_metadata, table_spec
 from revops_pipelines.warehouse import Warehouse, table
 
 ACCOUNTS = table(
@@ -314,13 +314,11 @@ OBJECT_OF = {schema.name: obj for obj, (schema, _m) in MAPPINGS.items()}
 
 
 def _spec(schema) -> dg.AssetSpec:
-    return dg.AssetSpec(
-        schema.name,
-        group_name="raw_salesforce",
-        kinds={"salesforce"},
-        deps=["sample_world"],
+    return table_spec(
+        schema,
+        source="salesforce",
         description=schema.description or f"Salesforce {OBJECT_OF.get(schema.name, schema.name)}.",
-        metadata={"dagster/column_schema": column_schema(schema), "merge_keys": ", ".join(schema.keys)},
+        deps=["sample_world"],
     )
 
 
@@ -342,13 +340,7 @@ def salesforce_sync(context: dg.AssetExecutionContext, warehouse: Warehouse, sal
         warehouse.ensure_table(schema)
     summary, stats = salesforce.sync(WarehouseSalesforceSink(warehouse), log=context.log.info)
     context.log.info(f"salesforce: {summary} {stats.as_dict()}")
-    common = {
-        "requests": dg.MetadataValue.int(stats.requests),
-        "retries": dg.MetadataValue.int(stats.retries),
-        "http_429": dg.MetadataValue.int(stats.http_429),
-        "http_5xx": dg.MetadataValue.int(stats.http_5xx),
-        "timeouts": dg.MetadataValue.int(stats.timeouts),
-    }
+    common = request_metadata(stats)
     for schema in TABLES:
         obj = OBJECT_OF.get(schema.name)
         md = {**common, "dagster/row_count": dg.MetadataValue.int(warehouse.row_count(schema.name))}

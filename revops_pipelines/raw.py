@@ -26,6 +26,31 @@ def column_schema(schema: TableSchema) -> dg.TableSchema:
     )
 
 
+def table_spec(
+    schema: TableSchema, *, source: str, description: str, deps: Sequence[str] = ()
+) -> dg.AssetSpec:
+    """The asset spec of a raw table synced by a vendor's multi-asset: group, kind, column schema."""
+    return dg.AssetSpec(
+        schema.name,
+        group_name=f"raw_{source}",
+        kinds={source},
+        deps=list(deps),
+        description=description,
+        metadata={"dagster/column_schema": column_schema(schema), "merge_keys": ", ".join(schema.keys)},
+    )
+
+
+def request_metadata(stats) -> dict:
+    """What a connector's requests cost in a run (the same keys for every vendor)."""
+    return {
+        "requests": dg.MetadataValue.int(stats.requests),
+        "retries": dg.MetadataValue.int(stats.retries),
+        "http_429": dg.MetadataValue.int(stats.http_429),
+        "http_5xx": dg.MetadataValue.int(stats.http_5xx),
+        "timeouts": dg.MetadataValue.int(stats.timeouts),
+    }
+
+
 def merge_metadata(result: MergeResult) -> dict:
     return {
         "dagster/row_count": dg.MetadataValue.int(result.total),
