@@ -74,7 +74,7 @@ def sample_generate(seed: int, accounts: int, months: int, out: Path) -> None:
 # ---- flows --------------------------------------------------------------------------------------
 @main.group()
 def flows() -> None:
-    """YAML flows: list and validate."""
+    """YAML flows: list, validate, show, run, state, approve, export-asl, schema."""
 
 
 @flows.command("validate")
@@ -85,7 +85,7 @@ def flows_validate(path: Path | None) -> None:
 
     target = path or _default_flows()
     try:
-        specs = [load_flow(target)] if target.is_file() else load_all(target)
+        specs = [load_flow(target)] if Path(target).is_file() else load_all(target)
     except FlowValidationError as err:
         for p in err.problems:
             click.echo(str(p), err=True)
@@ -96,7 +96,7 @@ def flows_validate(path: Path | None) -> None:
 
 @flows.command("list")
 def flows_list() -> None:
-    """List the flows in the registry folder."""
+    """List the flows in the registry folders (REVOPS_FLOWS_DIR, os.pathsep-separated)."""
     from revops_pipelines.flows.loader import load_all
 
     try:
@@ -104,10 +104,184 @@ def flows_list() -> None:
     except RevOpsError as err:
         _fail(err)
     for s in specs:
-        trig = s.trigger.cron if s.trigger.type == "schedule" else s.trigger.type
+        trig = {
+            "schedule": s.trigger.cron,
+            "sensor": f"asset:{s.trigger.asset}",
+            "event": f"event:{s.trigger.event}",
+        }
         click.echo(
-            f"{s.flow_id:<28} v{s.version:<3} {'enabled' if s.enabled else 'disabled':<9} {trig:<14} {s.owner}"
+            f"{s.flow_id:<28} v{s.version:<3} {'enabled' if s.enabled else 'disabled':<9} "
+            f"{trig.get(s.trigger.type) or s.trigger.type:<22} {s.owner}"
         )
+
+
+def _spec(flow_id: str):
+    from revops_pipelines.flows.loader import load_all
+
+    try:
+        specs = {s.flow_id: s for s in load_all(_default_flows())}
+    except RevOpsError as err:
+        _fail(err)
+    if flow_id not in specs:
+        _fail(RevOpsError(f"unknown flow {flow_id!r} (one of {sorted(specs)})"))
+    return specs[flow_id]
+
+
+@flows.command("show")
+@click.argument("flow_id")
+def flows_show(flow_id: str) -> None:
+    """Show a flow: trigger, entity selection, steps with dependencies, conditions, waits, retries."""
+    spec = _spec(flow_id)
+    click.echo(
+        f"{spec.flow_id} v{spec.version}  owner {spec.owner}  {'enabled' if spec.enabled else 'disabled'}"
+    )
+    if spec.description:
+        click.echo(f"  {spec.description}")
+    click.echo(f"trigger: {spec.trigger.model_dump(exclude_none=True)}")
+    if spec.entities:
+        click.echo(f"entities: {' '.join(spec.entities.sql.split())}  params={spec.entities.params}")
+    handlers = spec.failure_handlers()
+    click.echo("steps:")
+    for s in spec.steps:
+        eh = spec.step_errors(s)
+        kind = f"{s.agent}.{s.action}" if s.agent else f"type {s.type}"
+        extra = []
+        if s.depends_on:
+            extra.append(f"after {', '.join(s.depends_on)}")
+        if s.when:
+            extra.append(f"when {s.when}")
+        if s.wait:
+            extra.append(f"wait {s.wait.days:g} d after {s.wait.after}")
+        if s.approval:
+            extra.append("needs approval")
+        if s.id in handlers:
+            extra.append("on-failure handler")
+        else:
+            extra.append(f"retries {eh.retry_count} ({eh.backoff} {eh.backoff_seconds:g} s)")
+            if eh.on_failure:
+                extra.append(f"on failure {eh.on_failure}")
+        click.echo(f"  {s.id:<22} {kind:<28} {'; '.join(extra)}")
+
+
+@flows.command("run")
+@click.argument("flow_id")
+@click.option("--as-of", default=None, help="Clock for waits (ISO date/time), e.g. to replay day 30.")
+def flows_run(flow_id: str, as_of: str | None) -> None:
+    """Run a flow's job locally (no UI) on the configured stack; the run shows in `make dev` later."""
+    from revops_pipelines.definitions import build_definitions
+    from revops_pipelines.demo import QUIET, _instance
+    from revops_pipelines.flows.compiler import AS_OF_TAG
+
+    spec = _spec(flow_id)
+    job = build_definitions().resolve_job_def(f"flow_{spec.flow_id}")
+    tags = {AS_OF_TAG: as_of} if as_of else {}
+    result = job.execute_in_process(instance=_instance(), tags=tags, raise_on_error=False, run_config=QUIET)
+    for node in job.graph.node_names():
+        try:
+            out = result.output_for_node(node)
+        except Exception:
+            click.echo(f"  {node:<40} (no output: skipped or failed)")
+            continue
+        if isinstance(out, dict) and "counts" in out:
+            info = out["counts"]
+        elif isinstance(out, dict) and "execution_summary" in out:
+            info = {k: v for k, v in out["execution_summary"].items() if k != "time_ms"}
+        elif isinstance(out, dict) and "decisions" in out:
+            info = {"decisions": len(out["decisions"])}
+        elif isinstance(out, list):
+            info = {"entities": len(out)}
+        else:
+            info = "ok"
+        click.echo(f"  {node:<40} {info}")
+    click.echo(f"run {result.run_id}: {'success' if result.success else 'FAILED'}")
+    sys.exit(0 if result.success else 1)
+
+
+def _state():
+    from revops_pipelines.flows.state import FlowState, default_path
+
+    return FlowState(default_path())
+
+
+@flows.command("state")
+@click.argument("flow_id")
+@click.argument("entity", required=False)
+@click.option("--history", is_flag=True, help="Print the status changes too.")
+def flows_state(flow_id: str, entity: str | None, history: bool) -> None:
+    """Where each entity is in a flow (or one entity, with its history)."""
+    st = _state()
+    docs = {entity: st.get(flow_id, entity)} if entity else st.entities(flow_id)
+    if entity and docs[entity] is None:
+        _fail(RevOpsError(f"no state for {flow_id}/{entity}"))
+    for eid, doc in docs.items():
+        steps = ", ".join(
+            f"{k}={v['status']}{' (due ' + v['due_at'][:16] + ')' if v.get('status') == 'waiting' else ''}"
+            for k, v in doc["steps"].items()
+        )
+        click.echo(f"{eid:<20} started {doc['started_at'][:16]}  {steps}")
+    if entity or history:
+        for h in st.history(flow_id, entity):
+            click.echo(
+                f"  {h['at']}  {h['entity_id']:<20} {h['step_id']:<22} {h['status']}  {h['detail'] or ''}"
+            )
+
+
+@flows.command("approve")
+@click.argument("target", nargs=-1, required=True)
+@click.option("--by", default="cli", show_default=True, help="Who approved (kept in the history).")
+def flows_approve(target: tuple[str, ...], by: str) -> None:
+    """Approve a step awaiting human approval: FLOW/ENTITY STEP (or FLOW ENTITY STEP).
+
+    The flow's next invocation runs the approved step."""
+    parts = [*target[0].split("/", 1), *target[1:]] if target and "/" in target[0] else list(target)
+    if len(parts) != 3:
+        _fail(RevOpsError("usage: revops flows approve FLOW/ENTITY STEP"))
+    flow_id, entity, step = parts
+    try:
+        _state().approve(flow_id, entity, step, by=by)
+    except KeyError as err:
+        _fail(RevOpsError(str(err.args[0])))
+    click.echo(f"approved {flow_id}/{entity} {step}")
+
+
+@flows.command("export-asl")
+@click.argument("flow_id")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="File (default stdout)."
+)
+def flows_export_asl(flow_id: str, out: Path | None) -> None:
+    """Write the flow as Amazon States Language (validated with statelint when installed)."""
+    from revops_pipelines.flows.asl import to_asl, validate
+
+    doc = to_asl(_spec(flow_id))
+    try:
+        problems = validate(doc)
+    except ImportError:
+        problems = []
+        click.echo("note: statelint not installed; export not validated", err=True)
+    if problems:
+        _fail(RevOpsError("invalid ASL: " + "; ".join(problems)))
+    text = json.dumps(doc, indent=2)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+        click.echo(f"wrote {out}")
+    else:
+        click.echo(text)
+
+
+@flows.command("schema")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="File (default stdout)."
+)
+def flows_schema(out: Path | None) -> None:
+    """The flow language's JSON Schema (flows_yaml/schema.json is this output)."""
+    from revops_pipelines.flows.schema import schema_text
+
+    if out:
+        out.write_text(schema_text(), encoding="utf-8")
+        click.echo(f"wrote {out}")
+    else:
+        click.echo(schema_text(), nl=False)
 
 
 def _default_flows() -> Path:

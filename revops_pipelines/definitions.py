@@ -48,7 +48,7 @@ def build_definitions() -> dg.Definitions:
         jobs.extend(getattr(domain, "JOBS", []))
         schedules.extend(getattr(domain, "SCHEDULES", []))
         sensors.extend(getattr(domain, "SENSORS", []))
-    flow_jobs, flow_schedules = compile_flows(load_all(flows_dir()))
+    flow_jobs, flow_schedules, flow_sensors = compile_flows(load_all(flows_dir()))
 
     ingest = dg.define_asset_job(
         "ingest_sample_world",
@@ -92,7 +92,7 @@ def build_definitions() -> dg.Definitions:
         assets=assets,
         asset_checks=checks,
         jobs=[ingest, features_job, train, kb_job, classify_job, evaluate_job, *jobs, *flow_jobs],
-        sensors=sensors,
+        sensors=[*sensors, *flow_sensors],
         schedules=[
             *schedules,
             *flow_schedules,

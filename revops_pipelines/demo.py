@@ -15,6 +15,8 @@ import dagster as dg
 from revops_pipelines.settings import load_settings
 
 FLOW_JOB = "flow_churn_prevention"
+# the other standard flows run after churn prevention (their selections leave its accounts to it)
+STANDARD_FLOW_JOBS = ("flow_onboarding", "flow_renewal_management")
 # the full event log is in the instance (and the UI); the console shows warnings and the summary
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -56,6 +58,7 @@ def run_demo() -> dict[str, Any]:
         ("classify_and_segment", {}),
         (FLOW_JOB, {}),
         ("evaluate_decisions", {}),
+        *[(job, {}) for job in STANDARD_FLOW_JOBS],
     ]
     ok = True
     for job_name, tags in steps:

@@ -6,6 +6,8 @@ all of them, and no job is built from it.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +17,13 @@ import yaml
 from pydantic import ValidationError
 
 from revops_pipelines.errors import RevOpsError, ValidationFailed
-from revops_pipelines.flows.spec import FlowSpec
+from revops_pipelines.flows.spec import FlowSpec, Step
+from revops_pipelines.flows.templates import TemplateError, conditions, references, walk
 from revops_pipelines.validation import format_errors, parse
+
+
+# libyaml parses flows ~10x faster than the pure-Python loader; both are safe loaders
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -72,14 +79,12 @@ def _key_node(root: yaml.Node, loc: list[Any]) -> yaml.Node:
 
 def load_flow(path: str | Path) -> FlowSpec:
     """Parse and fully validate one flow file (schema, references, cycles, agents, actions, parameters)."""
-    from revops_pipelines.agents.registry import AGENTS
-
     path = Path(path)
     name = str(path)
     text = path.read_text(encoding="utf-8")
     try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=_LOADER)
+        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader (libyaml's when present)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -106,50 +111,40 @@ def load_flow(path: str | Path) -> FlowSpec:
 
     problems: list[Problem] = []
     ids = [s.id for s in spec.steps]
+    handlers = spec.failure_handlers()
     seen: set[str] = set()
     for i, step in enumerate(spec.steps):
         where = ["steps", i]
+
+        def add(loc: list[Any], msg: str, where: list[Any] = where) -> None:
+            problems.append(_problem(name, root, [*where, *loc], msg))
+
         if step.id in seen:
-            problems.append(
-                _problem(name, root, [*where, "id"], f"steps.{i}.id: duplicate step id {step.id!r}")
-            )
+            add(["id"], f"steps.{i}.id: duplicate step id {step.id!r}")
         seen.add(step.id)
         for j, dep in enumerate(step.depends_on):
             if dep not in ids:
-                problems.append(
-                    _problem(
-                        name, root, [*where, "depends_on", j], f"steps.{i}.depends_on: unknown step {dep!r}"
-                    )
-                )
-        agent = AGENTS.get(step.agent)
-        if agent is None:
-            problems.append(
-                _problem(
-                    name,
-                    root,
-                    [*where, "agent"],
-                    f"steps.{i}.agent: unknown agent {step.agent!r} (one of {sorted(AGENTS)})",
-                )
-            )
-            continue
-        if step.action not in agent.actions:
-            problems.append(
-                _problem(
-                    name,
-                    root,
-                    [*where, "action"],
-                    f"steps.{i}.action: agent {step.agent!r} has no action "
-                    f"{step.action!r} (one of {agent.action_names()})",
-                )
-            )
-            continue
-        try:
-            parse(agent.actions[step.action].params, step.parameters, "parameters")
-        except ValidationFailed as err:
-            for msg in err.problems:
-                field = msg.split(":", 1)[0]
-                loc = [*where, "parameters", *[int(x) if x.isdigit() else x for x in field.split(".")]]
-                problems.append(_problem(name, root, loc, f"steps.{i}.parameters.{msg}"))
+                add(["depends_on", j], f"steps.{i}.depends_on: unknown step {dep!r}")
+            elif dep in handlers:
+                add(["depends_on", j], f"steps.{i}.depends_on: {dep!r} is an on-failure step, not in the DAG")
+        problems.extend(_check_step(name, root, spec, i, step, ids, handlers))
+    for loc, target in [(["error_handling", "on_failure"], spec.error_handling.on_failure)] + [
+        (["steps", i, "error_handling", "on_failure"], s.error_handling.on_failure)
+        for i, s in enumerate(spec.steps)
+        if s.error_handling
+    ]:
+        if target and target not in ids:
+            problems.append(_problem(name, root, loc, f"{'.'.join(map(str, loc))}: unknown step {target!r}"))
+    if spec.entities is not None and not _SELECT.match(spec.entities.sql):
+        problems.append(_problem(name, root, ["entities", "sql"], "entities.sql: must be a SELECT statement"))
+    if spec.trigger.type == "sensor" and not spec.trigger.asset:
+        problems.append(
+            _problem(name, root, ["trigger"], "trigger.asset: required when trigger.type is sensor")
+        )
+    if spec.trigger.type == "event" and not spec.trigger.event:
+        problems.append(
+            _problem(name, root, ["trigger"], "trigger.event: required when trigger.type is event")
+        )
     cycle = _find_cycle({s.id: s.depends_on for s in spec.steps})
     if cycle:
         idx = ids.index(cycle[0])
@@ -176,6 +171,106 @@ def load_flow(path: str | Path) -> FlowSpec:
     return spec
 
 
+_SELECT = re.compile(r"^\s*(select|with)\b", re.IGNORECASE)
+
+
+def _check_step(
+    name: str, root: yaml.Node, spec: FlowSpec, i: int, step: Step, ids: list[str], handlers: set[str]
+) -> list[Problem]:
+    """Kind (agent/action or type), parameters, templates, ``when``, ``wait``, ``approval``."""
+    from revops_pipelines.agents.registry import AGENTS
+    from revops_pipelines.flows.plugins import STEP_TYPES
+
+    out: list[Problem] = []
+    where: list[Any] = ["steps", i]
+
+    def add(loc: list[Any], msg: str) -> None:
+        out.append(_problem(name, root, [*where, *loc], msg))
+
+    # templates first: their locations are known, and templated values are checked at run time
+    templated: set[str] = set()
+    allowed_steps = set(step.depends_on)
+    for path, text in walk(step.parameters):
+        try:
+            refs = references(text)
+        except TemplateError as err:
+            add(["parameters", *path], f"steps.{i}.parameters.{'.'.join(map(str, path))}: {err}")
+            templated.add(str(path[0]))
+            continue
+        if refs:
+            templated.add(str(path[0]))
+        for kind, ref, _ in refs:
+            label = f"steps.{i}.parameters.{'.'.join(map(str, path))}"
+            if kind == "entity" and spec.entities is None:
+                add(["parameters", *path], f"{label}: ${{entity.{ref}}} needs the flow to select entities")
+            if kind == "steps" and ref not in allowed_steps:
+                add(
+                    ["parameters", *path],
+                    f"{label}: undefined reference steps.{ref} (a step may use the outputs of the steps "
+                    f"in its depends_on: {sorted(allowed_steps)})",
+                )
+    if step.when is not None:
+        try:
+            sides = [side for left, _, right in conditions(step.when) for side in (left, right)]
+            for side in sides:
+                for kind, ref, _ in references(side):
+                    if kind == "entity" and spec.entities is None:
+                        add(["when"], f"steps.{i}.when: ${{entity.{ref}}} needs the flow to select entities")
+                    if kind == "steps" and ref not in allowed_steps:
+                        add(["when"], f"steps.{i}.when: undefined reference steps.{ref}")
+        except TemplateError as err:
+            add(["when"], f"steps.{i}.when: {err}")
+    if (step.wait or step.approval) and spec.entities is None:
+        key = "wait" if step.wait else "approval"
+        add(
+            [key], f"steps.{i}.{key}: waits and approvals need the flow to select entities (state per entity)"
+        )
+    if (
+        step.wait
+        and step.wait.after not in ("start", *step.depends_on)
+        and not step.wait.after.startswith("entity.")
+    ):
+        add(
+            ["wait", "after"],
+            f"steps.{i}.wait.after: {step.wait.after!r} is not 'start', 'entity.<field>' or a step in depends_on",
+        )
+    if step.id in handlers and (step.depends_on or step.wait or step.approval):
+        add(["id"], f"steps.{i}: on-failure step {step.id!r} cannot have depends_on, wait or approval")
+
+    if (step.type is None) == (step.agent is None):
+        add([], f"steps.{i}: give either agent + action or type")
+        return out
+    if step.type is not None:
+        st = STEP_TYPES.get(step.type)
+        if st is None:
+            add(["type"], f"steps.{i}.type: unknown step type {step.type!r} (one of {sorted(STEP_TYPES)})")
+            return out
+        model, label = st.params, f"steps.{i}.parameters"
+    else:
+        agent = AGENTS.get(step.agent or "")
+        if agent is None:
+            add(["agent"], f"steps.{i}.agent: unknown agent {step.agent!r} (one of {sorted(AGENTS)})")
+            return out
+        if step.action not in agent.actions:
+            add(
+                ["action"] if step.action else [],
+                f"steps.{i}.action: agent {step.agent!r} has no action "
+                f"{step.action!r} (one of {agent.action_names()})",
+            )
+            return out
+        model, label = agent.actions[step.action].params, f"steps.{i}.parameters"
+    try:
+        parse(model, step.parameters, "parameters")
+    except ValidationFailed as err:
+        for msg in err.problems:
+            field = msg.split(":", 1)[0]
+            if field.split(".")[0] in templated:
+                continue
+            loc = ["parameters", *[int(x) if x.isdigit() else x for x in field.split(".")]]
+            add(loc, f"{label}.{msg}")
+    return out
+
+
 def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
     state: dict[str, int] = {}
     stack: list[str] = []
@@ -200,23 +295,37 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
     return None
 
 
+def folders(spec: str | Path) -> list[Path]:
+    """``REVOPS_FLOWS_DIR``-style value: one folder, or several separated by ``os.pathsep``."""
+    return [Path(p) for p in str(spec).split(os.pathsep) if p]
+
+
 def discover(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]) if folder.exists() else []
+    out: list[Path] = []
+    for f in folders(folder):
+        if f.is_file():
+            out.append(f)
+        elif f.exists():
+            out.extend(sorted([*f.glob("*.yaml"), *f.glob("*.yml")]))
+    return out
 
 
 def load_all(folder: str | Path) -> list[FlowSpec]:
-    """Load every flow in ``folder``; if any is invalid, raise with the problems of all of them."""
-    specs, problems = [], []
+    """Load every flow in ``folder`` (or ``os.pathsep``-separated folders); if any is invalid, raise
+    with the problems of all of them. Flow ids must be unique across folders."""
+    specs, problems, origin = [], [], {}
     for f in discover(folder):
         try:
-            specs.append(load_flow(f))
+            spec = load_flow(f)
         except FlowValidationError as err:
             problems.extend(err.problems)
-    ids = [s.flow_id for s in specs]
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
-    if dupes:
-        problems.append(Problem(str(folder), 1, 1, f"duplicate flow_id(s): {dupes}"))
+            continue
+        if spec.flow_id in origin:
+            problems.append(
+                Problem(str(f), 1, 1, f"duplicate flow_id {spec.flow_id!r} (also in {origin[spec.flow_id]})")
+            )
+        origin.setdefault(spec.flow_id, str(f))
+        specs.append(spec)
     if problems:
         raise FlowValidationError(problems)
     return specs

@@ -49,7 +49,7 @@ def problems_of(path):
 def test_shipped_flows_validate_and_compile():
     specs = load_all(ROOT / "flows_yaml")
     assert "churn_prevention" in {s.flow_id for s in specs}
-    jobs, schedules = compile_flows(specs)
+    jobs, schedules, sensors = compile_flows(specs)
     assert {j.name for j in jobs} >= {"flow_churn_prevention"}
     assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in schedules)
 

@@ -1,0 +1,167 @@
+"""Flow state per (flow, entity), persisted across invocations, with its history.
+
+One SQLite file beside the agent state (``<state dir>/flow_state.sqlite``). ``flow_state`` holds the
+current document per entity — ``{"started_at", "steps": {step_id: {"status", "at", "due_at",
+"approved", "output", "error"}}}`` — with a version; ``flow_state_history`` appends one row per status
+change. :meth:`FlowState.update` reads, changes and writes the document and its history rows inside one
+``BEGIN IMMEDIATE`` transaction, so concurrent invocations (threads or processes) serialise on the
+write lock and never lose an update.
+
+Step statuses: ``done``, ``skipped`` (``when`` was false), ``waiting`` (its ``wait`` has not elapsed),
+``awaiting_approval``, ``failed``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+_DDL = (
+    """CREATE TABLE IF NOT EXISTS flow_state (
+        flow_id TEXT NOT NULL, entity_id TEXT NOT NULL, version INTEGER NOT NULL,
+        value TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (flow_id, entity_id))""",
+    """CREATE TABLE IF NOT EXISTS flow_state_history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, flow_id TEXT NOT NULL, entity_id TEXT NOT NULL,
+        step_id TEXT NOT NULL, status TEXT NOT NULL, at TEXT NOT NULL, run_id TEXT, detail TEXT)""",
+    "CREATE INDEX IF NOT EXISTS flow_state_history_fe ON flow_state_history (flow_id, entity_id)",
+)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+def default_path(agents: Any = None) -> Path:
+    """Beside the agent state: the runtime's ``state_path`` folder, else the settings' state dir."""
+    if agents is not None and getattr(agents, "state_path", None):
+        return Path(agents.state_path).parent / "flow_state.sqlite"
+    from revops_pipelines.settings import load_settings
+
+    return load_settings().state_dir / "flow_state.sqlite"
+
+
+class FlowState:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        c = self._conn()
+        c.execute("PRAGMA journal_mode=WAL")
+        for ddl in _DDL:
+            c.execute(ddl)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._local.conn = conn
+        return conn
+
+    def get(self, flow_id: str, entity_id: str) -> dict[str, Any] | None:
+        row = (
+            self._conn()
+            .execute("SELECT value FROM flow_state WHERE flow_id = ? AND entity_id = ?", (flow_id, entity_id))
+            .fetchone()
+        )
+        return json.loads(row[0]) if row else None
+
+    def entities(self, flow_id: str) -> dict[str, dict[str, Any]]:
+        rows = self._conn().execute(
+            "SELECT entity_id, value FROM flow_state WHERE flow_id = ? ORDER BY entity_id", (flow_id,)
+        )
+        return {e: json.loads(v) for e, v in rows}
+
+    def version(self, flow_id: str, entity_id: str) -> int:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT version FROM flow_state WHERE flow_id = ? AND entity_id = ?", (flow_id, entity_id)
+            )
+            .fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    def update(
+        self,
+        flow_id: str,
+        entity_id: str,
+        fn: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        run_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Atomically replace the entity's document with ``fn(current)``; every step whose status
+        changed gets a history row."""
+        c = self._conn()
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            row = c.execute(
+                "SELECT value, version FROM flow_state WHERE flow_id = ? AND entity_id = ?",
+                (flow_id, entity_id),
+            ).fetchone()
+            old = json.loads(row[0]) if row else {"steps": {}}
+            before = {k: (v.get("status"), v.get("approved")) for k, v in old.get("steps", {}).items()}
+            new = fn(json.loads(json.dumps(old)))
+            new.setdefault("started_at", now_iso())
+            at = now_iso()
+            c.execute(
+                "INSERT INTO flow_state (flow_id, entity_id, version, value, updated_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (flow_id, entity_id) DO UPDATE SET version = excluded.version, "
+                "value = excluded.value, updated_at = excluded.updated_at",
+                (flow_id, entity_id, (row[1] + 1) if row else 1, json.dumps(new, default=str), at),
+            )
+            for step_id, st in new.get("steps", {}).items():
+                if (st.get("status"), st.get("approved")) != before.get(step_id):
+                    status = st.get("status") or ""
+                    if st.get("approved") and not (before.get(step_id) or (None, None))[1]:
+                        status = f"approved ({status})" if status else "approved"
+                    detail = {k: st[k] for k in ("due_at", "error", "approved_by") if st.get(k)}
+                    c.execute(
+                        "INSERT INTO flow_state_history (flow_id, entity_id, step_id, status, at, run_id, detail) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            flow_id,
+                            entity_id,
+                            step_id,
+                            status,
+                            at,
+                            run_id,
+                            json.dumps(detail) if detail else None,
+                        ),
+                    )
+            c.execute("COMMIT")
+            return new
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+
+    def history(self, flow_id: str, entity_id: str | None = None) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT entity_id, step_id, status, at, run_id, detail FROM flow_state_history WHERE flow_id = ?"
+        )
+        args: list[Any] = [flow_id]
+        if entity_id is not None:
+            sql += " AND entity_id = ?"
+            args.append(entity_id)
+        rows = self._conn().execute(sql + " ORDER BY id", args).fetchall()
+        keys = ("entity_id", "step_id", "status", "at", "run_id", "detail")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def approve(self, flow_id: str, entity_id: str, step_id: str, by: str = "cli") -> dict[str, Any]:
+        """Approve a human-approval step; the next invocation runs it. Raises KeyError if not awaiting."""
+
+        def fn(doc: dict[str, Any]) -> dict[str, Any]:
+            st = doc.get("steps", {}).get(step_id)
+            if not st or st.get("status") != "awaiting_approval":
+                raise KeyError(f"{flow_id}/{entity_id}: step {step_id!r} is not awaiting approval")
+            st["approved"] = True
+            st["approved_by"] = by
+            return doc
+
+        if self.get(flow_id, entity_id) is None:
+            raise KeyError(f"{flow_id}/{entity_id}: no state")
+        return self.update(flow_id, entity_id, fn)
