@@ -7,7 +7,7 @@ export REVOPS_HOME ?= $(CURDIR)/.revops
 DAGSTER_HOME ?= $(REVOPS_HOME)/dagster_home
 PORT ?= 3000
 
-.PHONY: install demo test test-fast dev lint format validate bench clean
+.PHONY: install demo test test-fast dev lint format validate bench clean system-deps dashboard
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,15 @@ format: install
 
 bench: install
 	$(BIN)/python -m benchmarks.run
+
+## Debian packages the browser and Postgres tests need (run as root; CI runs it before the tests)
+system-deps:
+	command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y --no-install-recommends chromium)
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update && apt-get install -y --no-install-recommends postgresql)
+
+## static performance report at $(REVOPS_HOME)/reports/dashboard.html (after `make demo`)
+dashboard: install
+	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/revops dashboard build
 
 clean:
 	rm -rf $(REVOPS_HOME) .pytest_cache .ruff_cache

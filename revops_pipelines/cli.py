@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "kb": "revops_pipelines.kb.cli:kb",
     "models": "models.cli:models",
     "warehouse": "revops_pipelines.warehouse.cli:warehouse",
+    "dashboard": "revops_pipelines.platform.cli:dashboard",
 }
 
 

@@ -14,6 +14,7 @@ from kb_assets import assets as kb
 from models import churn, classification, decision_quality, segmentation
 from revops_pipelines.flows.compiler import compile_flows
 from revops_pipelines.flows.loader import load_all
+from revops_pipelines.platform import assets as platform_assets
 from revops_pipelines.resources import build_resources
 from revops_pipelines.settings import load_settings
 
@@ -31,6 +32,7 @@ DOMAINS = (
     segmentation,
     decision_quality,
     kb,
+    platform_assets,
 )
 
 

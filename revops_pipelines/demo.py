@@ -59,6 +59,7 @@ def run_demo() -> dict[str, Any]:
         (FLOW_JOB, {}),
         ("evaluate_decisions", {}),
         *[(job, {}) for job in STANDARD_FLOW_JOBS],
+        ("build_dashboard", {}),
     ]
     ok = True
     for job_name, tags in steps:
@@ -98,6 +99,10 @@ def _summarise(defs: dg.Definitions, instance: dg.DagsterInstance, checks: list[
     mat = instance.get_latest_materialization_event(dg.AssetKey("decision_quality_report"))
     if mat and mat.asset_materialization:
         quality = {k: v.value for k, v in mat.asset_materialization.metadata.items() if k != "detail"}
+    dashboard = None
+    mat = instance.get_latest_materialization_event(dg.AssetKey("performance_dashboard"))
+    if mat and mat.asset_materialization and "path" in mat.asset_materialization.metadata:
+        dashboard = mat.asset_materialization.metadata["path"].value
     decisions = actions = None
     if "agent_decisions" in tables:
         decisions = wh.query(
@@ -113,6 +118,7 @@ def _summarise(defs: dg.Definitions, instance: dg.DagsterInstance, checks: list[
         "checks": checks,
         "model": model,
         "decision_quality": quality,
+        "dashboard": dashboard,
         "decisions": {}
         if decisions is None
         else dict(zip(decisions["priority"], decisions["n"].astype(int), strict=True)),
@@ -147,4 +153,6 @@ def print_summary(s: dict[str, Any]) -> None:
     print("Actions taken:")
     for a in s["actions"]:
         print(f"  {a['action_type']:<16} {a['status']:<18} {a['n']}")
+    if s.get("dashboard"):
+        print(f"\nPerformance dashboard: {s['dashboard']}")
     print("\nResult:", "OK" if s.get("ok") else "FAILED")

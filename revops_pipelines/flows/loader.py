@@ -21,7 +21,6 @@ from revops_pipelines.flows.spec import FlowSpec, Step
 from revops_pipelines.flows.templates import TemplateError, conditions, references, walk
 from revops_pipelines.validation import format_errors, parse
 
-
 # libyaml parses flows ~10x faster than the pure-Python loader; both are safe loaders
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

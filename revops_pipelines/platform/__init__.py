@@ -1,0 +1,1 @@
+"""Platform: the performance dashboard (``dashboard``, ``assets``, ``cli``) and production deployment modes (``production``)."""
