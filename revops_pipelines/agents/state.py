@@ -10,12 +10,12 @@ one writer process and Firebolt has no row locks; the state is small, local and 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from revops_pipelines.sqlite_store import SqliteStore
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS agent_state (
@@ -29,23 +29,11 @@ CREATE TABLE IF NOT EXISTS agent_state (
 """
 
 
-class AgentState:
+class AgentState(SqliteStore):
     """Versioned JSON state per (agent, entity)."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        with self._conn() as c:
-            c.execute("PRAGMA journal_mode=WAL")
-            c.execute(_DDL)
-
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self._local.conn = conn
-        return conn
+        super().__init__(path, [_DDL])
 
     def get(self, agent: str, entity_id: str) -> dict[str, Any] | None:
         row = (

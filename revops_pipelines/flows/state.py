@@ -14,12 +14,12 @@ Step statuses: ``done``, ``skipped`` (``when`` was false), ``waiting`` (its ``wa
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from revops_pipelines.sqlite_store import SqliteStore
 
 _DDL = (
     """CREATE TABLE IF NOT EXISTS flow_state (
@@ -45,22 +45,9 @@ def default_path(agents: Any = None) -> Path:
     return load_settings().state_dir / "flow_state.sqlite"
 
 
-class FlowState:
+class FlowState(SqliteStore):
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        c = self._conn()
-        c.execute("PRAGMA journal_mode=WAL")
-        for ddl in _DDL:
-            c.execute(ddl)
-
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self._local.conn = conn
-        return conn
+        super().__init__(path, _DDL)
 
     def get(self, flow_id: str, entity_id: str) -> dict[str, Any] | None:
         row = (
