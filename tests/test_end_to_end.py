@@ -3,6 +3,8 @@
 import dagster as dg
 import pytest
 
+from tests.helpers import SMALL_WORLD, use_runtime
+
 pytestmark = pytest.mark.slow
 
 
@@ -10,13 +12,7 @@ pytestmark = pytest.mark.slow
 def demo_run(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("e2e")
-    mp.setenv("REVOPS_HOME", str(root / "revops"))
-    mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
-    (root / "dagster_home").mkdir()
-    mp.setenv("REVOPS_SAMPLE_ACCOUNTS", "400")
-    mp.setenv("REVOPS_SAMPLE_SEED", "11")
-    for var in ("REVOPS_WAREHOUSE", "REVOPS_DUCKDB_PATH", "REVOPS_VECTOR_URI", "REVOPS_MODEL_STORE_URI"):
-        mp.delenv(var, raising=False)
+    use_runtime(mp, root, **SMALL_WORLD)
     from revops_pipelines.demo import run_demo
 
     summary = run_demo()

@@ -8,18 +8,14 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+from tests.helpers import SMALL_WORLD, use_runtime
+
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("models_world")
-    mp.setenv("REVOPS_HOME", str(root / "revops"))
-    mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
-    (root / "dagster_home").mkdir()
-    mp.setenv("REVOPS_SAMPLE_ACCOUNTS", "400")
-    mp.setenv("REVOPS_SAMPLE_SEED", "11")
-    for var in ("REVOPS_WAREHOUSE", "REVOPS_DUCKDB_PATH", "REVOPS_VECTOR_URI", "REVOPS_MODEL_STORE_URI"):
-        mp.delenv(var, raising=False)
+    use_runtime(mp, root, **SMALL_WORLD)
     from assets.features import SNAPSHOTS
     from revops_pipelines.definitions import build_definitions
 
