@@ -70,7 +70,7 @@ def world(small_world):
 
 @pytest.fixture
 def server(world):
-    with FakeGong(world["calls"], world["transcripts"], page_size=20, timeout_hold_s=0.6) as s:
+    with FakeGong(world["calls"], world["transcripts"], page_size=20, timeout_hold_s=2.5) as s:
         yield s
 
 
@@ -85,7 +85,7 @@ def run_sync(server, state_dir, sink, *, limiter=None, auth=None, stats=None, **
         auth,
         limiter=limiter or fast_limiter(),
         retry=RetryPolicy(max_attempts=4, backoff_s=0.01),
-        timeout_s=0.3,
+        timeout_s=1.0,  # under the fakes' 2.5 s hold; over a loaded machine's TLS round trip
         stats=stats,
     )
     config = GongSyncConfig(start=START, lookback=timedelta(days=1), batch_size=25, **cfg)

@@ -50,7 +50,7 @@ def world(small_world):
 @pytest.fixture
 def server(world):
     # a 60-result search window with 10-result pages, so the 170 contacts need the window slid forward
-    with FakeHubSpot(world, max_results=60, timeout_hold_s=0.6) as s:
+    with FakeHubSpot(world, max_results=60, timeout_hold_s=2.5) as s:
         yield s
 
 
@@ -60,7 +60,7 @@ def sync(server, state_dir, sink, *, token="hs-token", stats=None, limiter=None)
         token,
         limiter=limiter or RateLimiter("hubspot", 2000, 100_000),
         retry=RetryPolicy(max_attempts=4, backoff_s=0.01),
-        timeout_s=0.3,
+        timeout_s=1.0,  # under the fakes' 2.5 s hold; over a loaded machine's TLS round trip
         stats=stats,
     )
     return HubSpotSync(client, StateStore(state_dir, "hubspot"), sink, window=60, page_size=10).run()

@@ -52,7 +52,7 @@ def world(small_world):
 
 @pytest.fixture
 def server(world, cert):
-    with FakeSalesforce(world, page_size=40, tls_cert=cert, timeout_hold_s=0.6) as s:
+    with FakeSalesforce(world, page_size=40, tls_cert=cert, timeout_hold_s=2.5) as s:
         yield s
 
 
@@ -63,7 +63,7 @@ def sync(server, cert, state_dir, sink, *, secret="sf-secret", stats=None, **kw)
         secret,
         limiter=RateLimiter("salesforce", 2000, 100_000),
         retry=RetryPolicy(max_attempts=4, backoff_s=0.01),
-        timeout_s=0.3,
+        timeout_s=1.0,  # under the fakes' 2.5 s hold; over a loaded machine's TLS round trip
         stats=stats,
         ca_bundle=str(cert[0]),
     )
