@@ -22,6 +22,14 @@ variable                        default                     meaning
 ``REVOPS_EXECUTOR``             ``in_process`` (embedded)   ``in_process`` or ``multiprocess``
 ``REVOPS_SOURCE_MODE``          ``sample``                  ``sample`` (clients read the generated world
                                                             through loopback stand-ins) or ``live``
+``REVOPS_WEBHOOK_SECRET_<SOURCE>`` —                     inbound webhook secret per source (SLACK,
+                                                            HUBSPOT, GONG, GENERIC); unset: 503
+``REVOPS_WEBHOOK_MAX_BYTES``    ``262144``                  largest accepted webhook body
+``REVOPS_WEBHOOK_RATE_SOURCE``  ``500``                     requests/s per source (token bucket, 2x burst)
+``REVOPS_WEBHOOK_RATE_CLIENT``  ``100``                     requests/s per source and client address
+``REVOPS_WEBHOOK_PUBLIC_URL``   —                           base URL HubSpot calls (its v3 signature
+                                                            covers the full URI; default: as received)
+``REVOPS_EVENTS_PATH``          ``$REVOPS_HOME/state/events.sqlite``  durable event store
 ==============================  ==========================  =====================================
 
 :func:`load_settings` validates the combination eagerly, so a wrong configuration fails when the
@@ -40,6 +48,14 @@ from revops_pipelines.errors import ConfigurationError
 
 WAREHOUSES = ("duckdb", "firebolt")
 LIVE_ACTION_VARS = ("SLACK_BOT_TOKEN", "HUBSPOT_ACCESS_TOKEN", "REVOPS_WEBHOOK_SECRET")
+WEBHOOK_SOURCES = ("slack", "hubspot", "gong", "generic")
+
+
+def webhook_secret_var(source: str) -> str:
+    """The environment variable holding the inbound webhook secret of ``source``."""
+    return f"REVOPS_WEBHOOK_SECRET_{source.upper()}"
+
+
 # credentials the live connectors read (through dg.EnvVar); checked at load in live mode
 LIVE_SOURCE_VARS = (
     "GONG_ACCESS_KEY",
@@ -103,6 +119,11 @@ class Settings:
     executor: str
     source_mode: str = "sample"
     webhook_url: str | None = None
+    events_path: Path | None = None  # default: state_dir / events.sqlite
+    webhook_max_bytes: int = 262_144
+    webhook_rate_source: int = 500
+    webhook_rate_client: int = 100
+    webhook_public_url: str | None = None
 
     @property
     def sample_dir(self) -> Path:
@@ -111,6 +132,10 @@ class Settings:
     @property
     def state_dir(self) -> Path:
         return self.home / "state"
+
+    def __post_init__(self) -> None:
+        if self.events_path is None:
+            object.__setattr__(self, "events_path", self.state_dir / "events.sqlite")
 
     @property
     def is_production(self) -> bool:
@@ -175,6 +200,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         source_mode=source_mode,
         webhook_url=env.get("REVOPS_WEBHOOK_URL") or None,
+        events_path=Path(env["REVOPS_EVENTS_PATH"]) if env.get("REVOPS_EVENTS_PATH") else None,
+        webhook_max_bytes=_int(env, "REVOPS_WEBHOOK_MAX_BYTES", 262_144, 1024),
+        webhook_rate_source=_int(env, "REVOPS_WEBHOOK_RATE_SOURCE", 500, 1),
+        webhook_rate_client=_int(env, "REVOPS_WEBHOOK_RATE_CLIENT", 100, 1),
+        webhook_public_url=(env.get("REVOPS_WEBHOOK_PUBLIC_URL") or "").rstrip("/") or None,
         home=home,
         warehouse=warehouse,
         duckdb_path=Path(env.get("REVOPS_DUCKDB_PATH") or home / "warehouse.duckdb"),
