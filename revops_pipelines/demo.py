@@ -149,6 +149,15 @@ def print_summary(s: dict[str, Any]) -> None:
             f"{q['oracle_precision_at_k']:.3f} (ratio {q['precision_at_k_vs_oracle']:.2f}); ARR-weighted recall "
             f"{q['policy_arr_recall']:.3f} vs oracle {q['oracle_arr_recall']:.3f}"
         )
+        if "policy_expected_precision_at_k" in q:
+            print(
+                f"  expected precision (true probabilities) {q['policy_expected_precision_at_k']:.3f} vs "
+                f"oracle {q['oracle_expected_precision_at_k']:.3f} (ratio "
+                f"{q['expected_precision_at_k_vs_oracle']:.2f}; model alone "
+                f"{q['model_expected_precision_at_k']:.3f}); worst ratio over k "
+                f"{q['worst_ratio_over_k']:.2f} — goal 0.9 "
+                + ("met" if q.get("decision_quality_goal_met") else "not met")
+            )
     print(f"\nDecisions made: {sum(s['decisions'].values())} {s['decisions']}")
     print("Actions taken:")
     for a in s["actions"]:
