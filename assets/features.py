@@ -3,6 +3,13 @@
 ``account_features`` is computed in warehouse SQL per monthly snapshot date using only data dated
 on or before the snapshot (no leakage); the label ``churned_in_horizon`` looks *after* it and is
 null while its window is not yet observable.
+
+Account attributes are as of the snapshot too: ``seats`` is the seat count in force on it (the
+product's seats on the last usage day on or before it) and ``arr`` those seats at the contract's
+price per seat, so expansions, seat adds and downsells after the snapshot never reach it (the
+account record itself holds only today's seats and ARR). ``segment``, ``plan`` and
+``billing_frequency`` come from the account record: the sources keep no history of them, and the
+sample world never changes them after the account is created.
 """
 
 import os
@@ -106,6 +113,22 @@ MEDDPICC_FIELDS = (
     "competition",
 )
 
+# Seats in force on the snapshot: the product's seat count on the last usage day on or before it
+# (expansions, self-serve adds and downsells change it; the account record holds only today's).
+SEATS_ASOF_CTE = """seats_now AS (
+  SELECT u.account_id, u.seats AS seats
+  FROM raw_product_usage u
+  JOIN (
+    SELECT l.account_id, MAX(l.usage_date) AS last_day FROM raw_product_usage l, p
+    WHERE l.usage_date <= p.snap GROUP BY l.account_id
+  ) n ON n.account_id = u.account_id AND n.last_day = u.usage_date
+)"""
+# ARR in force on the snapshot: those seats at the contract's price per seat (ARR / seats on the
+# account record; the price of a seat is a contract term, the seat count is what moves).
+SEATS_ARR_SELECT = (
+    "seats_now.seats AS seats, ROUND(acct.arr / NULLIF(acct.seats, 0) * seats_now.seats, 2) AS arr"
+)
+
 # One statement, parameters: snapshot date, horizon days. Every source is cut at the snapshot.
 FEATURES_SQL = """
 WITH p AS (SELECT CAST(? AS DATE) AS snap, CAST(? AS INTEGER) AS horizon),
@@ -163,9 +186,10 @@ renewal AS (
   WHERE o.type = 'Renewal' AND o.close_date > p.snap AND CAST(o.created_at AS DATE) <= p.snap
     AND NOT o.is_deleted
   GROUP BY o.account_id
-)
+),
+__SEATS_CTE__
 SELECT acct.account_id, acct.snap AS snapshot_date, acct.segment, acct.plan, acct.billing_frequency,
-  acct.seats, acct.arr, (acct.snap - acct.customer_since) AS tenure_days,
+  __SEATS_ARR__, (acct.snap - acct.customer_since) AS tenure_days,
   CASE
     WHEN acct.billing_frequency = 'Monthly' THEN 30 - ((acct.snap - acct.customer_since) % 30)
     ELSE COALESCE(renewal.next_renewal - acct.snap, 365 - ((acct.snap - acct.customer_since) % 365))
@@ -190,8 +214,9 @@ LEFT JOIN c ON c.account_id = acct.account_id
 LEFT JOIN t ON t.account_id = acct.account_id
 LEFT JOIN b ON b.account_id = acct.account_id
 LEFT JOIN renewal ON renewal.account_id = acct.account_id
+LEFT JOIN seats_now ON seats_now.account_id = acct.account_id
 ORDER BY acct.account_id
-"""
+""".replace("__SEATS_CTE__", SEATS_ASOF_CTE).replace("__SEATS_ARR__", SEATS_ARR_SELECT)
 
 
 def _firebolt_features_sql() -> str:
@@ -285,9 +310,10 @@ b AS (
     AND (i.paid_at IS NULL OR CAST(i.paid_at AS DATE) > p.snap)
   GROUP BY i.account_id
 ),
-{renewal}
+{renewal},
+{SEATS_ASOF_CTE}
 SELECT acct.account_id, acct.snap AS snapshot_date, acct.segment, acct.plan, acct.billing_frequency,
-  acct.seats, acct.arr, {tenure} AS tenure_days,
+  {SEATS_ARR_SELECT}, {tenure} AS tenure_days,
   CASE
     WHEN acct.billing_frequency = 'Monthly' THEN 30 - MOD({tenure}, 30)
     ELSE COALESCE({days("acct.snap", "renewal.next_renewal")}, 365 - MOD({tenure}, 365))
@@ -312,6 +338,7 @@ LEFT JOIN c ON c.account_id = acct.account_id
 LEFT JOIN t ON t.account_id = acct.account_id
 LEFT JOIN b ON b.account_id = acct.account_id
 LEFT JOIN renewal ON renewal.account_id = acct.account_id
+LEFT JOIN seats_now ON seats_now.account_id = acct.account_id
 ORDER BY acct.account_id
 """
 

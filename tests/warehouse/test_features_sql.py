@@ -17,6 +17,7 @@ from revops_pipelines.warehouse.duckdb import DuckDBWarehouse
 from revops_pipelines.warehouse.firebolt import FireboltWarehouse
 
 SNAP = dt.date(2025, 6, 1)
+EXPANSION_DAY = dt.date(2025, 8, 1)  # after SNAP
 START = dt.date(2024, 10, 1)
 DEFAULTS = {
     "TEXT": "x",
@@ -44,6 +45,11 @@ def world(until: dt.date, seed: int = 3) -> dict:
         rnd = random.Random(f"{seed}-{i}")  # per account: later days never shift earlier draws
         since = START - dt.timedelta(days=400 + 30 * i)
         churn = dt.date(2025, 8, 1) if i == 1 else (dt.date(2025, 3, 1) if i == 2 else None)
+        # seat changes: account 4 expands before SNAP, account 3 after it (an expansion closed in
+        # July); the account record holds the seats and ARR of the latest change known by ``until``
+        changes = {4: [(dt.date(2025, 3, 1), 25)], 3: [(EXPANSION_DAY, 26)]}.get(i, [])
+        seats_on = lambda d, changes=changes: max([20] + [n for when, n in changes if when <= d])  # noqa: E731
+        seats_now = seats_on(until)
         acc.append(
             row(
                 ACCOUNTS,
@@ -51,8 +57,8 @@ def world(until: dt.date, seed: int = 3) -> dict:
                 segment="SMB" if i % 2 else "Enterprise",
                 plan="Growth",
                 billing_frequency="Monthly" if i % 3 == 0 else "Annual",
-                seats=20,
-                arr=1000.0 * (i + 1),
+                seats=seats_now,
+                arr=1000.0 * (i + 1) * seats_now / 20,
                 customer_since=since,
                 churn_date=churn,
             )
@@ -65,7 +71,7 @@ def world(until: dt.date, seed: int = 3) -> dict:
                         USAGE,
                         account_id=a,
                         usage_date=day,
-                        seats=20 if i != 5 else 0,
+                        seats=seats_on(day) if i != 5 else 0,
                         active_users=rnd.randint(0, 20),
                         sessions=rnd.randint(0, 50),
                         events=rnd.randint(0, 500),
@@ -115,6 +121,21 @@ def world(until: dt.date, seed: int = 3) -> dict:
                 )
             day += dt.timedelta(days=1)
         rnd = random.Random(f"{seed}-{i}-opps")
+        if i == 3 and until >= EXPANSION_DAY:  # the won expansion behind account 3's new seats
+            opps.append(
+                row(
+                    OPPORTUNITIES,
+                    opportunity_id=f"opp-{a}-x",
+                    account_id=a,
+                    type="Expansion",
+                    stage_name="Closed Won",
+                    amount=300.0,
+                    is_closed=True,
+                    is_won=True,
+                    close_date=EXPANSION_DAY - dt.timedelta(days=12),
+                    created_at=dt.datetime(2025, 6, 10),
+                )
+            )
         for k, close in enumerate([dt.date(2025, 7, 15) + dt.timedelta(days=10 * i), dt.date(2026, 7, 15)]):
             created = dt.datetime(2025, 4, 1) if k == 0 else dt.datetime(2025, 9, 1)
             if created.date() <= until:
@@ -192,6 +213,9 @@ def test_no_leakage_after_the_snapshot(warehouse):
     load(warehouse, world(until=dt.date(2025, 12, 31)))  # same history, plus the months after
     assert warehouse.scalar("SELECT MAX(usage_date) FROM raw_product_usage") == dt.date(2025, 12, 31)
     after = features(warehouse)
+    # the account record now says 26 seats and 1.3x the ARR for account 3 (an expansion after SNAP)
+    a3 = "SELECT seats, arr FROM raw_sf_accounts WHERE account_id = '001A3'"
+    assert tuple(warehouse.query(a3).iloc[0]) == (26, 5200.0)
     assert_same(before, after, F.FEATURE_COLUMNS)
     assert before["churned_in_horizon"].isna().all()  # not observable yet on the snapshot
     assert after["churned_in_horizon"].notna().all()  # observable later, as the label
@@ -205,3 +229,19 @@ def test_params_cut_windows_at_the_snapshot(dialect):
         assert p[1:] == [dt.date(2025, 5, 2), dt.date(2025, 3, 3), dt.date(2024, 12, 3), dt.date(2025, 8, 30)]
     with pytest.raises(ValueError):
         F.features_sql("postgres")
+
+
+def test_seats_and_arr_are_the_values_in_force_on_the_snapshot(warehouse):
+    """Seats (and so ARR) move with the seat changes dated on or before each snapshot, never with
+    the account record's current values."""
+    load(warehouse, world(until=dt.date(2025, 12, 31)))
+    by = {
+        s: features(warehouse, s).set_index("account_id")
+        for s in (dt.date(2025, 1, 1), SNAP, dt.date(2025, 9, 1))
+    }
+    assert by[dt.date(2025, 1, 1)].loc["001A4", "seats"] == 20  # before its expansion
+    assert by[SNAP].loc["001A4", "seats"] == 25
+    assert by[SNAP].loc["001A4", "arr"] == pytest.approx(5000.0 * 25 / 20)
+    assert by[SNAP].loc["001A3", "seats"] == 20 and by[SNAP].loc["001A3", "arr"] == pytest.approx(4000.0)
+    assert by[dt.date(2025, 9, 1)].loc["001A3", "seats"] == 26  # after its expansion
+    assert by[dt.date(2025, 9, 1)].loc["001A3", "arr"] == pytest.approx(5200.0)
