@@ -9,8 +9,11 @@ becomes definitions (the same spec becomes Amazon States Language in :mod:`.asl`
 * retry policy per step from ``error_handling`` (step overrides flow default);
 * jobs are tagged with flow id, version and owner; each run gets ``flow/entity_count`` when it selects;
 * triggers: ``schedule`` → ScheduleDefinition, ``sensor`` → asset sensor, both STOPPED by default;
-  ``event`` flows get a job only (the event source submits runs); one run-failure sensor for all flow
-  jobs notifies the flow's ``error_handling.notify`` channel through the Execution Agent.
+  ``event`` → one ``webhook_event_sensor`` for all event flows (:mod:`revops_pipelines.webhooks.sensor`:
+  one run per stored event and matching flow, narrowed to the event's entity); one run-failure sensor
+  for all flow jobs notifies the flow's ``error_handling.notify`` channel through the Execution Agent;
+* the select op takes optional config ``entity_ids`` (narrow the selection) and ``event`` (the event
+  payload, exposed to templates as ``${entity.event_<field>}``).
 
 The run tag ``flow/as_of`` (ISO date-time) overrides the clock, e.g. to replay "day 30" in a test.
 """
@@ -79,11 +82,20 @@ def _select_op(spec: FlowSpec) -> dg.OpDefinition:
         out=dg.Out(dg.Any),
         tags={"flow_id": spec.flow_id},
         description=f"Select the entities of flow {spec.flow_id} (parameterised SQL).",
+        config_schema={
+            "entity_ids": dg.Field([str], is_required=False, description="Only these entity ids."),
+            "event": dg.Field(
+                dg.Permissive(), is_required=False, description="The triggering event (event flows)."
+            ),
+        },
     )
     def _op(context: dg.OpExecutionContext, warehouse: Warehouse, agents: AgentRuntime):
         from revops_pipelines.flows.runtime import select_entities
 
-        rows = select_entities(spec, warehouse, agents)
+        cfg = context.op_config or {}
+        rows = select_entities(
+            spec, warehouse, agents, entity_ids=cfg.get("entity_ids"), event=cfg.get("event")
+        )
         if context.instance and context.run_id:
             context.instance.add_run_tags(context.run_id, {"flow/entity_count": str(len(rows))})
         context.add_output_metadata({"entities": len(rows)})
@@ -231,6 +243,11 @@ def compile_flows(specs: list[FlowSpec]) -> CompiledFlows:
             schedules.append(sched)
         if sensor := build_asset_sensor(spec, job):
             sensors.append(sensor)
+    event_flows = [(s, j) for s, j in zip(enabled, jobs, strict=True) if s.trigger.type == "event"]
+    if event_flows:
+        from revops_pipelines.webhooks.sensor import build_event_sensor
+
+        sensors.append(build_event_sensor(event_flows))
     if jobs:
         sensors.append(build_failure_sensor(enabled, jobs))
     return CompiledFlows(jobs, schedules, sensors)

@@ -90,12 +90,14 @@ def execute_planned(
 ) -> dict[str, Any]:
     """Carry out ``actions`` for one account through the Execution Agent (one decision-shaped plan).
 
-    The decision id is derived from flow, step and account, so a repeated invocation finds the same
-    idempotency keys and sends nothing twice.
+    The decision id is derived from flow, step and account (and the event, in an event-triggered run),
+    so a repeated invocation finds the same idempotency keys and sends nothing twice.
     """
     from revops_pipelines.agents.execution import ExecutionAgent
 
-    decision_id = hashlib.sha256(f"{ctx.flow_id}|{ctx.step_id}|{account_id}".encode()).hexdigest()[:24]
+    occurrence = (ctx.entity or {}).get("event_key")  # event-triggered: once per event, not per account
+    seed = f"{ctx.flow_id}|{ctx.step_id}|{account_id}" + (f"|{occurrence}" if occurrence else "")
+    decision_id = hashlib.sha256(seed.encode()).hexdigest()[:24]
     priority = actions[0].priority if actions else "low"
     plan = {
         "policy": f"flow:{ctx.flow_id}",

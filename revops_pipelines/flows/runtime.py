@@ -19,6 +19,7 @@ from revops_pipelines.validation import parse
 log = get_logger("flows")
 SKIPPED = object()
 _SELECT = re.compile(r"^\s*(select|with)\b", re.IGNORECASE)
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 STALE_CLAIM = timedelta(hours=1)
 
 
@@ -36,9 +37,23 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def select_entities(spec: FlowSpec, warehouse: Any, agents: Any = None) -> list[dict[str, Any]]:
+def select_entities(
+    spec: FlowSpec,
+    warehouse: Any,
+    agents: Any = None,
+    *,
+    entity_ids: list[str] | None = None,
+    event: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """The flow's entities: its SELECT with bound parameters (never string-formatted), run by the
-    flow or through the Data Agent."""
+    flow or through the Data Agent.
+
+    ``entity_ids`` narrows the selection to those ids (an event-triggered run processes just the
+    event's entity). With ``event`` (``{"source", "event_id", "event_type", "data"}``) each row also
+    carries ``event_id``, ``event_key``, ``event_type`` and ``event_<field>`` per scalar data field
+    (templates: ``${entity.event_severity}``), and its state key is per event occurrence
+    (``<id>@<source>:<event_id>``), so each event runs the flow's steps once.
+    """
     e = spec.entities
     assert e is not None
     if not _SELECT.match(e.sql) or ";" in e.sql.strip().rstrip(";"):
@@ -46,23 +61,46 @@ def select_entities(spec: FlowSpec, warehouse: Any, agents: Any = None) -> list[
     from revops_pipelines.agents.execution import ACTION_LOG
 
     warehouse.ensure_table(ACTION_LOG)  # the shared action ledger; selections may exclude accounts in it
+    sql, params = e.sql.strip().rstrip(";"), list(e.params)
+    if entity_ids is not None:
+        if not _IDENT.match(e.id_column):
+            raise ValidationFailed("entities", [f"entities.id_column: {e.id_column!r} is not a column name"])
+        if not entity_ids:
+            return []
+        marks = ", ".join("?" for _ in entity_ids)
+        sql = f"SELECT * FROM ({sql}) AS flow_entities WHERE CAST({e.id_column} AS TEXT) IN ({marks})"
+        params += [str(i) for i in entity_ids]
     if e.via == "data_agent":
         from revops_pipelines.agents.data import DataAgent
 
         out = DataAgent(warehouse, agents).run(
             "run_query",
-            {"sql": e.sql, "params": list(e.params), "limit": e.max_entities},
+            {"sql": sql, "params": params, "limit": e.max_entities},
             {"flow_id": spec.flow_id},
         )
         columns, records = out.columns, out.rows
     else:
-        df = warehouse.query(e.sql, list(e.params))
+        df = warehouse.query(sql, params)
         columns, records = list(df.columns), df.head(e.max_entities).to_dict("records")
     if e.id_column not in columns:
         raise ValidationFailed("entities", [f"entities.id_column: {e.id_column!r} not in {columns}"])
     rows = [{k: _jsonable(v) for k, v in r.items()} for r in records]
     for r in rows:
         r["_id"] = str(r[e.id_column])
+    if event:
+        key = f"{event.get('source', 'event')}:{event['event_id']}"
+        fields = {
+            f"event_{k}": v
+            for k, v in (event.get("data") or {}).items()
+            if isinstance(k, str)
+            and _IDENT.match(k)
+            and (v is None or isinstance(v, (str, int, float, bool)))
+        }
+        for r in rows:
+            r.update(
+                fields, event_id=str(event["event_id"]), event_key=key, event_type=event.get("event_type")
+            )
+            r["_id"] = f"{r['_id']}@{key}"
     return rows
 
 

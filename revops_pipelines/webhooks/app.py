@@ -1,0 +1,289 @@
+"""The webhook receiver: a Starlette ASGI app (``revops webhook serve`` runs it under uvicorn).
+
+``POST /webhooks/{slack|hubspot|gong|generic}`` — checks, in this order, each failure with its own
+status and machine-readable ``error`` code (responses never echo a header value, signature or secret):
+
+====  ==========================  ====================================================================
+404   ``unknown_source``          not one of the four sources
+429   ``rate_limited``            per-source or per-client token bucket empty (``Retry-After`` seconds)
+503   ``source_not_configured``   ``REVOPS_WEBHOOK_SECRET_<SOURCE>`` unset: nothing unsigned is accepted
+415   ``unsupported_media_type``  Content-Type is not ``application/json``
+413   ``body_too_large``          body over ``REVOPS_WEBHOOK_MAX_BYTES`` (read incrementally, never whole)
+401   ``missing_header`` / ``bad_timestamp`` / ``stale_timestamp`` / ``bad_nonce`` / ``bad_signature``
+400   ``malformed_json``          not UTF-8 JSON (line and column given)
+422   ``invalid_payload``         schema of the source / event type (every field problem listed)
+409   ``replayed_nonce``          the generic/Gong nonce was used before
+====  ==========================  ====================================================================
+
+``200`` means every event of the request is durably stored (or was already: a duplicate ``event_id``
+is acknowledged again and stored once): ``{"accepted": n, "duplicates": m, "event_ids": [...]}``.
+``GET /openapi.json`` serves the OpenAPI 3.1 document, ``GET /healthz`` a liveness probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from revops_pipelines.credentials import ApiKeyCredential, api_key_from_env
+from revops_pipelines.errors import ConfigurationError, ValidationFailed
+from revops_pipelines.logging import get_logger
+from revops_pipelines.settings import WEBHOOK_SOURCES, Settings, load_settings, webhook_secret_var
+from revops_pipelines.webhooks import signatures as sig
+from revops_pipelines.webhooks.ratelimit import RateLimiter
+from revops_pipelines.webhooks.schemas import Challenge, normalise, openapi_schemas
+from revops_pipelines.webhooks.store import EventStore, GroupCommitWriter, Submission
+
+log = get_logger("webhooks")
+
+
+def load_secrets(env: dict[str, str] | None = None) -> dict[str, ApiKeyCredential]:
+    """Configured sources' secrets (registered with the log redactor); unset sources are left out."""
+    out = {}
+    for source in WEBHOOK_SOURCES:
+        try:
+            out[source] = api_key_from_env(webhook_secret_var(source), env)
+        except ConfigurationError:
+            continue
+    return out
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any):
+    return JSONResponse({"error": code, "message": message, **extra}, status_code=status, headers=headers)
+
+
+class Receiver:
+    def __init__(
+        self,
+        settings: Settings,
+        secrets: dict[str, ApiKeyCredential],
+        store: EventStore,
+        limiter: RateLimiter,
+    ):
+        self.settings, self.secrets, self.store, self.limiter = settings, secrets, store, limiter
+        self.max_bytes = settings.webhook_max_bytes
+        self._writer: GroupCommitWriter | None = None
+
+    @property
+    def writer(self) -> GroupCommitWriter:
+        if self._writer is None:
+            self._writer = GroupCommitWriter(self.store)
+        return self._writer
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    async def _body(self, request: Request) -> bytes | Response:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+            return self._too_large()
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.max_bytes:
+                return self._too_large()
+        return bytes(body)
+
+    def _too_large(self) -> Response:
+        return _error(413, "body_too_large", f"request body exceeds {self.max_bytes} bytes")
+
+    def _verify(self, source: str, secret: str, request: Request, body: bytes) -> str | None:
+        headers = request.headers
+        if source == "slack":
+            sig.verify_slack(secret, headers, body)
+            return None
+        if source == "hubspot":
+            uri = str(request.url)
+            if self.settings.webhook_public_url:
+                query = f"?{request.url.query}" if request.url.query else ""
+                uri = self.settings.webhook_public_url + request.url.path + query
+            sig.verify_hubspot_v3(secret, request.method, uri, headers, body)
+            return None
+        return sig.verify_generic(secret, headers, body)
+
+    async def receive(self, request: Request) -> Response:
+        source = request.path_params["source"]
+        if source not in WEBHOOK_SOURCES:
+            return _error(
+                404, "unknown_source", f"unknown source {source!r} (one of {list(WEBHOOK_SOURCES)})"
+            )
+        client = request.client.host if request.client else "unknown"
+        retry_after = self.limiter.check(source, client)
+        if retry_after:
+            return _error(
+                429,
+                "rate_limited",
+                f"too many requests for {source}; retry after {retry_after} s",
+                headers={"Retry-After": str(retry_after)},
+            )
+        cred = self.secrets.get(source)
+        if cred is None:
+            return _error(
+                503,
+                "source_not_configured",
+                f"{source} webhooks are not configured: set {webhook_secret_var(source)}",
+            )
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "application/json":
+            return _error(415, "unsupported_media_type", "Content-Type must be application/json")
+        body = await self._body(request)
+        if isinstance(body, Response):
+            return body
+        try:
+            nonce = self._verify(source, cred.token.get_secret_value(), request, body)
+        except sig.SignatureError as e:
+            log.info(f"webhook {source} from {client} rejected: {e.code}")
+            return _error(401, e.code, str(e))
+        try:
+            doc = json.loads(body)
+        except json.JSONDecodeError as e:
+            return _error(
+                400, "malformed_json", f"body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
+            )
+        except UnicodeDecodeError:
+            return _error(400, "malformed_json", "body is not UTF-8")
+        try:
+            events = normalise(source, doc)
+        except ValidationFailed as e:
+            return _error(422, "invalid_payload", "payload does not match its schema", problems=e.problems)
+        if isinstance(events, Challenge):
+            return JSONResponse({"challenge": events.challenge})
+        outcome = await asyncio.wrap_future(self.writer.submit(Submission(source, events, nonce)))
+        if outcome.replayed_nonce:
+            return _error(409, "replayed_nonce", f"{sig.GENERIC_NONCE} was already used (replay)")
+        return JSONResponse(
+            {
+                "accepted": len(outcome.stored),
+                "duplicates": len(outcome.duplicates),
+                "event_ids": outcome.stored + outcome.duplicates,
+            }
+        )
+
+
+def build_openapi() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the receiver."""
+    schemas = openapi_schemas()
+    schemas["Error"] = {
+        "type": "object",
+        "required": ["error", "message"],
+        "properties": {
+            "error": {"type": "string"},
+            "message": {"type": "string"},
+            "problems": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+    schemas["Ack"] = {
+        "type": "object",
+        "required": ["accepted", "duplicates", "event_ids"],
+        "properties": {
+            "accepted": {"type": "integer"},
+            "duplicates": {"type": "integer"},
+            "event_ids": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+    ref = lambda name: {"$ref": f"#/components/schemas/{name}"}  # noqa: E731
+    err = lambda text: {"description": text, "content": {"application/json": {"schema": ref("Error")}}}  # noqa: E731
+    errors = {
+        "400": err("malformed JSON"),
+        "401": err("missing/bad timestamp, nonce or signature; stale timestamp"),
+        "409": err("replayed nonce"),
+        "413": err("body too large"),
+        "415": err("Content-Type is not application/json"),
+        "422": err("payload does not match its schema"),
+        "503": err("source not configured (no secret)"),
+    }
+    errors["429"] = {
+        **err("rate limited"),
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+    }
+    bodies = {
+        "generic": (ref("Envelope"), [sig.GENERIC_TS, sig.GENERIC_NONCE, sig.GENERIC_SIG]),
+        "gong": (ref("Envelope"), [sig.GENERIC_TS, sig.GENERIC_NONCE, sig.GENERIC_SIG]),
+        "slack": (
+            {"oneOf": [ref("SlackEventCallback"), ref("SlackUrlVerification")]},
+            [sig.SLACK_TS, sig.SLACK_SIG],
+        ),
+        "hubspot": (
+            {"type": "array", "minItems": 1, "maxItems": 100, "items": ref("HubSpotEvent")},
+            [sig.HUBSPOT_TS, sig.HUBSPOT_SIG],
+        ),
+    }
+    paths: dict[str, Any] = {}
+    for source, (schema, headers) in bodies.items():
+        paths[f"/webhooks/{source}"] = {
+            "post": {
+                "operationId": f"receive_{source}",
+                "summary": f"Receive {source} webhook events (stored durably before the 200)",
+                "parameters": [
+                    {"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
+                    for h in headers
+                ],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+                "responses": {
+                    "200": {
+                        "description": "stored (or already stored: duplicate event id)",
+                        "content": {"application/json": {"schema": ref("Ack")}},
+                    },
+                    **errors,
+                },
+            }
+        }
+    paths["/healthz"] = {"get": {"operationId": "healthz", "responses": {"200": {"description": "alive"}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "RevOps webhook receiver",
+            "version": "1",
+            "description": "Signed, rate-limited webhook intake; every 200 means the events are on disk.",
+        },
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
+
+
+def create_app(
+    settings: Settings | None = None,
+    secrets: dict[str, ApiKeyCredential] | None = None,
+    store: EventStore | None = None,
+    limiter: RateLimiter | None = None,
+) -> Starlette:
+    """The ASGI app; with no arguments everything comes from the environment (``uvicorn --factory``)."""
+    settings = settings or load_settings()
+    receiver = Receiver(
+        settings,
+        load_secrets() if secrets is None else secrets,
+        store or EventStore(settings.events_path),
+        limiter or RateLimiter(settings.webhook_rate_source, settings.webhook_rate_client),
+    )
+    openapi = build_openapi()
+
+    async def openapi_json(request: Request) -> Response:
+        return JSONResponse(openapi)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "sources": sorted(receiver.secrets)})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        yield
+        receiver.close()
+
+    app = Starlette(
+        routes=[
+            Route("/webhooks/{source}", receiver.receive, methods=["POST"]),
+            Route("/openapi.json", openapi_json, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.receiver = receiver
+    return app
