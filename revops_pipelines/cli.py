@@ -23,6 +23,8 @@ SUBCOMMANDS: dict[str, str] = {
     "models": "models.cli:models",
     "warehouse": "revops_pipelines.warehouse.cli:warehouse",
     "dashboard": "revops_pipelines.platform.cli:dashboard",
+    "webhook": "revops_pipelines.webhooks.cli:webhook",
+    "events": "revops_pipelines.webhooks.cli:events",
 }
 
 
