@@ -10,15 +10,13 @@ limit is HTTP 429 with category ``RATE_LIMITS`` and ``X-HubSpot-RateLimit-*`` he
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from revops_pipelines.testing.loopback import LoopbackServer, Reply, json_body
+from revops_pipelines.webhooks.signatures import SignatureError, verify_generic
 
 TASKS = "/crm/v3/objects/tasks"
 RATE_LIMITED: Reply = (
@@ -103,9 +101,10 @@ class FakeHubSpot(LoopbackServer):
 
 
 class WebhookReceiver(LoopbackServer):
-    """Accepts ``POST /hooks/revops`` signed with ``X-RevOps-Signature: v1=hex(HMAC-SHA256(secret,
-    "{timestamp}.{body}"))`` and ``X-RevOps-Timestamp``; rejects bad signatures (401) and timestamps
-    older than 5 minutes (401)."""
+    """Accepts ``POST /hooks/revops`` signed with the generic webhook scheme (``X-RevOps-Timestamp``,
+    ``X-RevOps-Nonce``, ``X-RevOps-Signature``, checked by the receiver's own
+    :func:`~revops_pipelines.webhooks.signatures.verify_generic`); rejects bad signatures and timestamps
+    more than 5 minutes off (401)."""
 
     def __init__(self, secret: str = "whsec-test"):
         super().__init__()
@@ -117,15 +116,10 @@ class WebhookReceiver(LoopbackServer):
     ) -> Reply:
         if path != "/hooks/revops" or method != "POST":
             return 404, {}, {"error": "not found"}
-        ts = headers.get("x-revops-timestamp", "")
-        sig = headers.get("x-revops-signature", "")
-        if not ts.isdigit() or abs(time.time() - int(ts)) > 300:
-            return 401, {}, {"error": "stale or missing timestamp"}
-        expected = (
-            "v1=" + hmac.new(self.secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
-        )
-        if not hmac.compare_digest(sig, expected):
-            return 401, {}, {"error": "bad signature"}
+        try:
+            verify_generic(self.secret, headers, body)
+        except SignatureError as e:
+            return 401, {}, {"error": e.code}
         event = json.loads(body)
         key = headers.get("idempotency-key")
         if key and any(e["key"] == key for e in self.received):

@@ -6,10 +6,7 @@ definition load.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +18,7 @@ from revops_pipelines.errors import ValidationFailed
 from revops_pipelines.lazy import pd
 from revops_pipelines.validation import StrictModel, parse
 from revops_pipelines.warehouse import Warehouse, table
+from revops_pipelines.webhooks.signatures import sign_generic
 
 EMAIL_DRAFTS = table(
     "email_drafts",
@@ -281,14 +279,11 @@ class WebhookParams(StrictModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """``v1=`` + hex HMAC-SHA256 of ``"{timestamp}." + body`` (timestamp guards against replays)."""
-    return "v1=" + hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-
-
 class SignedWebhook:
-    """POST a JSON event to an allow-listed URL with ``X-RevOps-Timestamp``, ``X-RevOps-Signature`` and
-    ``Idempotency-Key`` headers (httpx). 429/5xx/timeouts are transient; other 4xx permanent."""
+    """POST a JSON event to an allow-listed URL, signed with the generic webhook scheme the receiver
+    verifies (:func:`revops_pipelines.webhooks.signatures.sign_generic`: ``X-RevOps-Timestamp``,
+    ``X-RevOps-Nonce``, ``X-RevOps-Signature: v1=hex(HMAC-SHA256(secret, "{ts}.{nonce}.{body}"))``), plus
+    an ``Idempotency-Key`` header (httpx). 429/5xx/timeouts are transient; other 4xx permanent."""
 
     type = "webhook"
 
@@ -316,11 +311,9 @@ class SignedWebhook:
 
         event = parse(WebhookParams, params).model_dump()
         body = json.dumps({"id": key, **event}, sort_keys=True).encode()
-        ts = int(time.time())
         headers = {
             "Content-Type": "application/json",
-            "X-RevOps-Timestamp": str(ts),
-            "X-RevOps-Signature": sign(self.secret or "", ts, body),
+            **sign_generic(self.secret or "", body),  # a fresh timestamp and nonce per attempt
             "Idempotency-Key": key,
         }
         client = self.client or httpx.Client(timeout=10)
