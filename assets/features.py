@@ -113,55 +113,93 @@ MEDDPICC_FIELDS = (
     "competition",
 )
 
-# Seats in force on the snapshot: the product's seat count on the last usage day on or before it
-# (expansions, self-serve adds and downsells change it; the account record holds only today's).
-SEATS_ASOF_CTE = """seats_now AS (
+# ---- the feature query: one template, rendered per dialect ------------------------------------
+#
+# Written once in SQL both engines run (``DATE_DIFF('day', a, b)``, ``MOD``, ``CAST(x AS DOUBLE
+# PRECISION)``, joins instead of ``ARG_MIN``); what differs is filled in per dialect from
+# :data:`DIALECT_PARTS`: how the parameters arrive, the window boundaries and the usage slope.
+# Every source is cut at the snapshot (``p.snap``); only the label looks after it.
+
+
+def _flag(cond: str) -> str:
+    return f"CASE WHEN {cond} THEN 1 ELSE 0 END"
+
+
+_UTIL = "CAST(u.active_users AS DOUBLE PRECISION) / NULLIF(u.seats, 0)"
+_DAY_X = "CAST(DATE_DIFF('day', p.snap, u.usage_date) AS DOUBLE PRECISION)"
+_XY = f"CASE WHEN u.seats <> 0 THEN {_DAY_X} END"  # least squares over days with a utilisation
+_COMPLETENESS = (
+    "("
+    + " + ".join(_flag(f"o.meddpicc_{m} IS NOT NULL") for m in MEDDPICC_FIELDS)
+    + f") / {float(len(MEDDPICC_FIELDS))}"
+)
+
+# per dialect: parameters (``p``), window starts, label end, slope of utilisation over days
+DIALECT_PARTS: dict[str, dict[str, str]] = {
+    "duckdb": {
+        "p": "CAST(? AS DATE) AS snap, CAST(? AS INTEGER) AS horizon",
+        "ago30": "p.snap - 30",
+        "ago90": "p.snap - 90",
+        "ago180": "p.snap - 180",
+        "label_end": "p.snap + p.horizon",
+        "slope": f"REGR_SLOPE({_UTIL}, {_DAY_X})",
+    },
+    "firebolt": {
+        # no date arithmetic beyond DATE_DIFF: the boundaries arrive as parameters
+        "p": "CAST(? AS DATE) AS snap, CAST(? AS DATE) AS d30, CAST(? AS DATE) AS d90, "
+        "CAST(? AS DATE) AS d180, CAST(? AS DATE) AS label_end",
+        "ago30": "p.d30",
+        "ago90": "p.d90",
+        "ago180": "p.d180",
+        "label_end": "p.label_end",
+        # least squares from averages (what REGR_SLOPE computes)
+        "slope": f"(AVG({_XY} * ({_UTIL})) - AVG({_XY}) * AVG({_UTIL})) / "
+        f"NULLIF(AVG({_XY} * {_XY}) - AVG({_XY}) * AVG({_XY}), 0)",
+    },
+}
+
+FEATURES_TEMPLATE = """
+WITH p AS (SELECT {p}),
+acct AS (
+  SELECT a.*, p.snap, {label_end} AS label_end FROM raw_sf_accounts a, p
+  WHERE NOT a.is_deleted AND a.customer_since <= p.snap AND (a.churn_date IS NULL OR a.churn_date > p.snap)
+),
+u AS (
+  SELECT u.account_id,
+    AVG(CASE WHEN u.usage_date > {ago30} THEN {util} END) AS util_30d,
+    AVG(CASE WHEN u.usage_date <= {ago30} THEN {util} END) AS util_prev_60d,
+    {slope} AS usage_slope_90d,
+    AVG(CASE WHEN u.usage_date > {ago30} THEN u.sessions END) AS sessions_30d,
+    AVG(CASE WHEN u.usage_date > {ago30} THEN u.features_used END) AS features_used_30d
+  FROM raw_product_usage u, p
+  WHERE u.usage_date <= p.snap AND u.usage_date > {ago90}
+  GROUP BY u.account_id
+),
+last_active AS (
+  SELECT u.account_id, MAX(u.usage_date) AS last_day FROM raw_product_usage u, p
+  WHERE u.usage_date <= p.snap AND u.active_users > 0 GROUP BY u.account_id
+),
+-- seats in force on the snapshot: the product's seat count on the last usage day on or before it
+-- (expansions, self-serve adds and downsells change it; the account record holds only today's)
+seats_now AS (
   SELECT u.account_id, u.seats AS seats
   FROM raw_product_usage u
   JOIN (
     SELECT l.account_id, MAX(l.usage_date) AS last_day FROM raw_product_usage l, p
     WHERE l.usage_date <= p.snap GROUP BY l.account_id
   ) n ON n.account_id = u.account_id AND n.last_day = u.usage_date
-)"""
-# ARR in force on the snapshot: those seats at the contract's price per seat (ARR / seats on the
-# account record; the price of a seat is a contract term, the seat count is what moves).
-SEATS_ARR_SELECT = (
-    "seats_now.seats AS seats, ROUND(acct.arr / NULLIF(acct.seats, 0) * seats_now.seats, 2) AS arr"
-)
-
-# One statement, parameters: snapshot date, horizon days. Every source is cut at the snapshot.
-FEATURES_SQL = """
-WITH p AS (SELECT CAST(? AS DATE) AS snap, CAST(? AS INTEGER) AS horizon),
-acct AS (
-  SELECT a.*, p.snap, p.horizon FROM raw_sf_accounts a, p
-  WHERE NOT a.is_deleted AND a.customer_since <= p.snap AND (a.churn_date IS NULL OR a.churn_date > p.snap)
-),
-u AS (
-  SELECT u.account_id,
-    AVG(CASE WHEN u.usage_date > p.snap - 30 THEN u.active_users::DOUBLE / NULLIF(u.seats, 0) END) AS util_30d,
-    AVG(CASE WHEN u.usage_date <= p.snap - 30 THEN u.active_users::DOUBLE / NULLIF(u.seats, 0) END) AS util_prev_60d,
-    REGR_SLOPE(u.active_users::DOUBLE / NULLIF(u.seats, 0), (u.usage_date - p.snap)::DOUBLE) AS usage_slope_90d,
-    AVG(CASE WHEN u.usage_date > p.snap - 30 THEN u.sessions END) AS sessions_30d,
-    AVG(CASE WHEN u.usage_date > p.snap - 30 THEN u.features_used END) AS features_used_30d
-  FROM raw_product_usage u, p
-  WHERE u.usage_date <= p.snap AND u.usage_date > p.snap - 90
-  GROUP BY u.account_id
-),
-last_active AS (
-  SELECT u.account_id, MAX(u.usage_date) AS last_day FROM raw_product_usage u, p
-  WHERE u.usage_date <= p.snap AND u.active_users > 0 GROUP BY u.account_id
 ),
 c AS (
   SELECT g.account_id, COUNT(*) AS calls_90d, AVG(s.sentiment) AS sentiment_90d,
     AVG(s.negative_share) AS negative_share_90d, SUM(s.risk_mentions) AS risk_mentions_90d
   FROM raw_gong_calls g JOIN gong_call_sentiment s ON s.call_id = g.call_id, p
-  WHERE CAST(g.started AS DATE) <= p.snap AND CAST(g.started AS DATE) > p.snap - 90
+  WHERE CAST(g.started AS DATE) <= p.snap AND CAST(g.started AS DATE) > {ago90}
   GROUP BY g.account_id
 ),
 t AS (
   SELECT k.account_id,
-    COUNT(CASE WHEN CAST(k.created_at AS DATE) > p.snap - 90 THEN 1 END) AS tickets_90d,
-    COUNT(CASE WHEN CAST(k.created_at AS DATE) > p.snap - 90 AND k.priority IN ('High', 'Critical') THEN 1 END)
+    COUNT(CASE WHEN CAST(k.created_at AS DATE) > {ago90} THEN 1 END) AS tickets_90d,
+    COUNT(CASE WHEN CAST(k.created_at AS DATE) > {ago90} AND k.priority IN ('High', 'Critical') THEN 1 END)
       AS high_tickets_90d,
     COUNT(CASE WHEN k.closed_at IS NULL OR CAST(k.closed_at AS DATE) > p.snap THEN 1 END) AS open_tickets
   FROM raw_sf_cases k, p
@@ -170,158 +208,37 @@ t AS (
 ),
 b AS (
   SELECT i.account_id, COUNT(*) AS overdue_invoices FROM raw_billing_invoices i, p
-  WHERE i.due_date < p.snap AND i.due_date >= p.snap - 180
+  WHERE i.due_date < p.snap AND i.due_date >= {ago180}
     AND (i.paid_at IS NULL OR CAST(i.paid_at AS DATE) > p.snap)
   GROUP BY i.account_id
 ),
-renewal AS (
-  SELECT o.account_id, MIN(o.close_date) AS next_renewal,
-    ARG_MIN(
-      ((o.meddpicc_metrics IS NOT NULL)::INT + (o.meddpicc_economic_buyer IS NOT NULL)::INT
-       + (o.meddpicc_decision_criteria IS NOT NULL)::INT + (o.meddpicc_decision_process IS NOT NULL)::INT
-       + (o.meddpicc_paper_process IS NOT NULL)::INT + (o.meddpicc_identify_pain IS NOT NULL)::INT
-       + (o.meddpicc_champion IS NOT NULL)::INT + (o.meddpicc_competition IS NOT NULL)::INT) / 8.0,
-      o.close_date) AS meddpicc_completeness
+renewal_opps AS (
+  SELECT o.account_id, o.close_date, {completeness} AS completeness
   FROM raw_sf_opportunities o, p
   WHERE o.type = 'Renewal' AND o.close_date > p.snap AND CAST(o.created_at AS DATE) <= p.snap
     AND NOT o.is_deleted
-  GROUP BY o.account_id
 ),
-__SEATS_CTE__
-SELECT acct.account_id, acct.snap AS snapshot_date, acct.segment, acct.plan, acct.billing_frequency,
-  __SEATS_ARR__, (acct.snap - acct.customer_since) AS tenure_days,
-  CASE
-    WHEN acct.billing_frequency = 'Monthly' THEN 30 - ((acct.snap - acct.customer_since) % 30)
-    ELSE COALESCE(renewal.next_renewal - acct.snap, 365 - ((acct.snap - acct.customer_since) % 365))
-  END AS days_to_renewal,
-  u.util_30d, u.util_prev_60d,
-  CASE WHEN u.util_prev_60d > 0 THEN u.util_30d / u.util_prev_60d END AS usage_trend,
-  u.usage_slope_90d, u.sessions_30d, u.features_used_30d,
-  COALESCE(acct.snap - last_active.last_day, acct.snap - acct.customer_since) AS days_since_active,
-  COALESCE(c.calls_90d, 0) AS calls_90d, c.sentiment_90d, c.negative_share_90d,
-  COALESCE(c.risk_mentions_90d, 0) AS risk_mentions_90d,
-  COALESCE(t.tickets_90d, 0) AS tickets_90d, COALESCE(t.high_tickets_90d, 0) AS high_tickets_90d,
-  COALESCE(t.open_tickets, 0) AS open_tickets, COALESCE(b.overdue_invoices, 0) AS overdue_invoices,
-  renewal.meddpicc_completeness,
-  -- known only once the whole window is observed; a partial window would label only the churners
-  CASE WHEN acct.snap + acct.horizon <= (SELECT MAX(usage_date) FROM raw_product_usage)
-    THEN COALESCE(acct.churn_date <= acct.snap + acct.horizon, FALSE)
-  END AS churned_in_horizon
-FROM acct
-LEFT JOIN u ON u.account_id = acct.account_id
-LEFT JOIN last_active ON last_active.account_id = acct.account_id
-LEFT JOIN c ON c.account_id = acct.account_id
-LEFT JOIN t ON t.account_id = acct.account_id
-LEFT JOIN b ON b.account_id = acct.account_id
-LEFT JOIN renewal ON renewal.account_id = acct.account_id
-LEFT JOIN seats_now ON seats_now.account_id = acct.account_id
-ORDER BY acct.account_id
-""".replace("__SEATS_CTE__", SEATS_ASOF_CTE).replace("__SEATS_ARR__", SEATS_ARR_SELECT)
-
-
-def _firebolt_features_sql() -> str:
-    """FEATURES_SQL for Firebolt: the window boundaries (snapshot - 30/90/180 days, end of the
-    label horizon) arrive as parameters, so the SQL needs no date arithmetic beyond
-    ``DATE_DIFF('day', a, b)``; the slope is least squares from averages (as ``REGR_SLOPE``), the
-    nearest renewal is found by a join (instead of ``ARG_MIN``), casts are ``CAST``."""
-
-    def days(a: str, b: str) -> str:  # whole days from a to b
-        return f"DATE_DIFF('day', {a}, {b})"
-
-    def dbl(x: str) -> str:
-        return f"CAST({x} AS DOUBLE PRECISION)"
-
-    def flag(cond: str) -> str:
-        return f"CASE WHEN {cond} THEN 1 ELSE 0 END"
-
-    util = f"{dbl('u.active_users')} / NULLIF(u.seats, 0)"
-    x = dbl(days("p.snap", "u.usage_date"))
-    xy = f"CASE WHEN u.seats <> 0 THEN {x} END"  # least squares over pairs with a utilisation
-    slope = (
-        f"(AVG({xy} * ({util})) - AVG({xy}) * AVG({util})) / "
-        f"NULLIF(AVG({xy} * {xy}) - AVG({xy}) * AVG({xy}), 0)"
-    )
-    completeness = (
-        "("
-        + " + ".join(flag(f"o.meddpicc_{m} IS NOT NULL") for m in MEDDPICC_FIELDS)
-        + f") / {float(len(MEDDPICC_FIELDS))}"
-    )
-    renewal_where = (
-        "o.type = 'Renewal' AND o.close_date > p.snap AND CAST(o.created_at AS DATE) <= p.snap"
-        " AND NOT o.is_deleted"
-    )
-    renewal = f"""renewal_opps AS (
-  SELECT o.account_id, o.close_date, {completeness} AS completeness
-  FROM raw_sf_opportunities o, p
-  WHERE {renewal_where}
-),
+-- the nearest open renewal and its MEDDPICC completeness (averaged if two close the same day)
 renewal AS (
   SELECT r.account_id, r.close_date AS next_renewal, AVG(r.completeness) AS meddpicc_completeness
   FROM renewal_opps r
   JOIN (SELECT account_id, MIN(close_date) AS first_close FROM renewal_opps GROUP BY account_id) n
     ON n.account_id = r.account_id AND n.first_close = r.close_date
   GROUP BY r.account_id, r.close_date
-)"""
-    tenure = days("acct.customer_since", "acct.snap")
-    return f"""
-WITH p AS (
-  SELECT CAST(? AS DATE) AS snap, CAST(? AS DATE) AS d30, CAST(? AS DATE) AS d90,
-    CAST(? AS DATE) AS d180, CAST(? AS DATE) AS label_end
-),
-acct AS (
-  SELECT a.*, p.snap, p.label_end FROM raw_sf_accounts a, p
-  WHERE NOT a.is_deleted AND a.customer_since <= p.snap AND (a.churn_date IS NULL OR a.churn_date > p.snap)
-),
-u AS (
-  SELECT u.account_id,
-    AVG(CASE WHEN u.usage_date > p.d30 THEN {util} END) AS util_30d,
-    AVG(CASE WHEN u.usage_date <= p.d30 THEN {util} END) AS util_prev_60d,
-    {slope} AS usage_slope_90d,
-    AVG(CASE WHEN u.usage_date > p.d30 THEN u.sessions END) AS sessions_30d,
-    AVG(CASE WHEN u.usage_date > p.d30 THEN u.features_used END) AS features_used_30d
-  FROM raw_product_usage u, p
-  WHERE u.usage_date <= p.snap AND u.usage_date > p.d90
-  GROUP BY u.account_id
-),
-last_active AS (
-  SELECT u.account_id, MAX(u.usage_date) AS last_day FROM raw_product_usage u, p
-  WHERE u.usage_date <= p.snap AND u.active_users > 0 GROUP BY u.account_id
-),
-c AS (
-  SELECT g.account_id, COUNT(*) AS calls_90d, AVG(s.sentiment) AS sentiment_90d,
-    AVG(s.negative_share) AS negative_share_90d, SUM(s.risk_mentions) AS risk_mentions_90d
-  FROM raw_gong_calls g JOIN gong_call_sentiment s ON s.call_id = g.call_id, p
-  WHERE CAST(g.started AS DATE) <= p.snap AND CAST(g.started AS DATE) > p.d90
-  GROUP BY g.account_id
-),
-t AS (
-  SELECT k.account_id,
-    COUNT(CASE WHEN CAST(k.created_at AS DATE) > p.d90 THEN 1 END) AS tickets_90d,
-    COUNT(CASE WHEN CAST(k.created_at AS DATE) > p.d90 AND k.priority IN ('High', 'Critical') THEN 1 END)
-      AS high_tickets_90d,
-    COUNT(CASE WHEN k.closed_at IS NULL OR CAST(k.closed_at AS DATE) > p.snap THEN 1 END) AS open_tickets
-  FROM raw_sf_cases k, p
-  WHERE NOT k.is_deleted AND CAST(k.created_at AS DATE) <= p.snap
-  GROUP BY k.account_id
-),
-b AS (
-  SELECT i.account_id, COUNT(*) AS overdue_invoices FROM raw_billing_invoices i, p
-  WHERE i.due_date < p.snap AND i.due_date >= p.d180
-    AND (i.paid_at IS NULL OR CAST(i.paid_at AS DATE) > p.snap)
-  GROUP BY i.account_id
-),
-{renewal},
-{SEATS_ASOF_CTE}
+)
 SELECT acct.account_id, acct.snap AS snapshot_date, acct.segment, acct.plan, acct.billing_frequency,
-  {SEATS_ARR_SELECT}, {tenure} AS tenure_days,
+  -- ARR in force: those seats at the contract's price per seat (ARR / seats on the account record;
+  -- the price of a seat is a contract term, the seat count is what moves)
+  seats_now.seats AS seats, ROUND(acct.arr / NULLIF(acct.seats, 0) * seats_now.seats, 2) AS arr,
+  {tenure} AS tenure_days,
   CASE
     WHEN acct.billing_frequency = 'Monthly' THEN 30 - MOD({tenure}, 30)
-    ELSE COALESCE({days("acct.snap", "renewal.next_renewal")}, 365 - MOD({tenure}, 365))
+    ELSE COALESCE(DATE_DIFF('day', acct.snap, renewal.next_renewal), 365 - MOD({tenure}, 365))
   END AS days_to_renewal,
   u.util_30d, u.util_prev_60d,
   CASE WHEN u.util_prev_60d > 0 THEN u.util_30d / u.util_prev_60d END AS usage_trend,
   u.usage_slope_90d, u.sessions_30d, u.features_used_30d,
-  COALESCE({days("last_active.last_day", "acct.snap")}, {tenure}) AS days_since_active,
+  COALESCE(DATE_DIFF('day', last_active.last_day, acct.snap), {tenure}) AS days_since_active,
   COALESCE(c.calls_90d, 0) AS calls_90d, c.sentiment_90d, c.negative_share_90d,
   COALESCE(c.risk_mentions_90d, 0) AS risk_mentions_90d,
   COALESCE(t.tickets_90d, 0) AS tickets_90d, COALESCE(t.high_tickets_90d, 0) AS high_tickets_90d,
@@ -334,29 +251,39 @@ SELECT acct.account_id, acct.snap AS snapshot_date, acct.segment, acct.plan, acc
 FROM acct
 LEFT JOIN u ON u.account_id = acct.account_id
 LEFT JOIN last_active ON last_active.account_id = acct.account_id
+LEFT JOIN seats_now ON seats_now.account_id = acct.account_id
 LEFT JOIN c ON c.account_id = acct.account_id
 LEFT JOIN t ON t.account_id = acct.account_id
 LEFT JOIN b ON b.account_id = acct.account_id
 LEFT JOIN renewal ON renewal.account_id = acct.account_id
-LEFT JOIN seats_now ON seats_now.account_id = acct.account_id
 ORDER BY acct.account_id
 """
 
 
-FIREBOLT_FEATURES_SQL = _firebolt_features_sql()
+def render_features_sql(dialect: str) -> str:
+    """:data:`FEATURES_TEMPLATE` with ``dialect``'s parts filled in."""
+    if dialect not in DIALECT_PARTS:
+        raise ValueError(f"unknown dialect {dialect!r} (one of {sorted(DIALECT_PARTS)})")
+    return FEATURES_TEMPLATE.format(
+        **DIALECT_PARTS[dialect],
+        util=_UTIL,
+        completeness=_COMPLETENESS,
+        tenure="DATE_DIFF('day', acct.customer_since, acct.snap)",
+    )
+
+
+# The renderings (parameters: :func:`features_params`). FEATURES_SQL takes (snapshot, horizon days).
+FEATURES_SQL = render_features_sql("duckdb")
+FIREBOLT_FEATURES_SQL = render_features_sql("firebolt")
 
 
 def features_sql(dialect: str) -> str:
-    """The feature query for one snapshot, rendered for ``dialect``: DuckDB runs
-    :data:`FEATURES_SQL` (its idioms: ``date - int``, ``REGR_SLOPE``, ``ARG_MIN``, ``::``), Firebolt a
-    portable rendering. Both are tested to give the same rows (the Firebolt one through the SDK
-    against the stand-in, which executes on DuckDB; real-Firebolt function coverage is not
-    exercised in CI). Parameters: :func:`features_params`."""
-    if dialect == "duckdb":
-        return FEATURES_SQL
-    if dialect == "firebolt":
-        return FIREBOLT_FEATURES_SQL
-    raise ValueError(f"unknown dialect {dialect!r}")
+    """The feature query for one snapshot, rendered for ``dialect`` from the one template. Both
+    renderings are tested to give the same rows (the Firebolt one through the SDK against the
+    stand-in, which executes on DuckDB; real-Firebolt function coverage is not exercised in CI)."""
+    return {"duckdb": FEATURES_SQL, "firebolt": FIREBOLT_FEATURES_SQL}.get(dialect) or render_features_sql(
+        dialect
+    )
 
 
 def features_params(dialect: str, snapshot: date, horizon_days: int) -> list:
@@ -364,6 +291,8 @@ def features_params(dialect: str, snapshot: date, horizon_days: int) -> list:
     snapshot, its 30/90/180-day window starts and the end of the label horizon."""
     if dialect == "duckdb":
         return [snapshot, horizon_days]
+    if dialect != "firebolt":
+        raise ValueError(f"unknown dialect {dialect!r} (one of {sorted(DIALECT_PARTS)})")
     return [
         snapshot,
         snapshot - timedelta(days=30),
