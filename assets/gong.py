@@ -1,8 +1,9 @@
 """Gong raw tables, loaded by the Gong connector (:mod:`revops_pipelines.connectors.gong`).
 
-One multi-asset runs one incremental sync per run and writes three tables: calls (from
-``/v2/calls/extensive``, with CRM context), transcript sentences (``/v2/calls/transcript``) and the
-quarantine (records that could not be loaded, with the reason). In sample mode the connector talks to
+One multi-asset runs one incremental sync per run and writes four tables: calls (from
+``/v2/calls/extensive``, with CRM context), the calls' parties and speakers (affiliation and talk
+time, from the same records), transcript sentences (``/v2/calls/transcript``) and the quarantine
+(records that could not be loaded, with the reason). In sample mode the connector talks to
 the loopback Gong stand-in serving the generated world, so the demo exercises the real client.
 """
 
@@ -61,6 +62,26 @@ TRANSCRIPTS = table(
     description="Gong transcript sentences, one row per sentence in call order.",
 )
 
+
+PARTIES = table(
+    "raw_gong_parties",
+    [
+        ("call_id", "TEXT"),
+        ("party_id", "TEXT"),
+        ("speaker_id", "TEXT"),
+        ("affiliation", "TEXT"),
+        ("name", "TEXT"),
+        ("email", "TEXT"),
+        ("title", "TEXT"),
+        ("user_id", "TEXT"),
+        ("talk_seconds", "DOUBLE"),
+    ],
+    keys=("call_id", "party_id"),
+    primary_index=("call_id", "party_id"),
+    description="Gong call parties (/v2/calls/extensive parties: Internal/External/Unknown affiliation) "
+    "joined to the interaction speakers' talk time. A speaker Gong lists without a matching party is "
+    "kept as party_id 'speaker:<speaker id>' with affiliation Unknown.",
+)
 
 QUARANTINE = table(
     "raw_gong_quarantine",
@@ -125,6 +146,64 @@ def calls_frame(records: list[dict]) -> "pd.DataFrame":
     return pd.DataFrame(rows, columns=CALLS.column_names)
 
 
+def parties_frame(records: list[dict]) -> "pd.DataFrame":
+    """Flatten each extensive record's ``parties`` (with ``interaction.speakers`` talk time) to
+    raw_gong_parties rows; speakers without a party become rows of their own, never dropped."""
+    rows = []
+    for c in records:
+        call_id = str(c["metaData"]["id"])
+        talk: dict[str, float] = {}
+        user_of: dict[str, str | None] = {}
+        for sp in (c.get("interaction") or {}).get("speakers") or []:
+            if sp.get("id") is None:
+                continue
+            sid = str(sp["id"])
+            talk[sid] = talk.get(sid, 0.0) + float(sp.get("talkTime") or 0.0)
+            user_of[sid] = sp.get("userId")
+        seen_party: set[str] = set()
+        seen_speaker: set[str] = set()
+        for k, p in enumerate(c.get("parties") or []):
+            pid = str(p.get("id") if p.get("id") is not None else f"index:{k}")
+            if pid in seen_party:  # a party repeated in one record: the first one counts
+                continue
+            seen_party.add(pid)
+            sid = str(p["speakerId"]) if p.get("speakerId") is not None else None
+            if sid is not None:
+                seen_speaker.add(sid)
+            rows.append(
+                {
+                    "call_id": call_id,
+                    "party_id": pid,
+                    "speaker_id": sid,
+                    "affiliation": p.get("affiliation"),
+                    "name": p.get("name"),
+                    "email": p.get("emailAddress"),
+                    "title": p.get("title"),
+                    "user_id": p.get("userId") or (user_of.get(sid) if sid else None),
+                    "talk_seconds": talk.get(sid) if sid else None,
+                }
+            )
+        for sid, seconds in talk.items():
+            if sid not in seen_speaker:
+                rows.append(
+                    {
+                        "call_id": call_id,
+                        "party_id": f"speaker:{sid}",
+                        "speaker_id": sid,
+                        "affiliation": "Unknown",
+                        "name": None,
+                        "email": None,
+                        "title": None,
+                        "user_id": user_of.get(sid),
+                        "talk_seconds": seconds,
+                    }
+                )
+    df = pd.DataFrame(rows, columns=PARTIES.column_names)
+    df = df.drop_duplicates(["call_id", "party_id"], keep="last")  # a call sent twice in one batch
+    df["talk_seconds"] = pd.to_numeric(df["talk_seconds"], errors="coerce")
+    return df
+
+
 def transcripts_frame(records: list[dict]) -> "pd.DataFrame":
     """Flatten /v2/calls/transcript records to one row per sentence, in call order."""
     cols: dict[str, list] = {c: [] for c in TRANSCRIPTS.column_names}
@@ -148,7 +227,7 @@ class WarehouseGongSink:
 
     def __init__(self, warehouse: Warehouse):
         self.wh = warehouse
-        self.counts = {"calls": 0, "transcript_calls": 0, "sentences": 0, "quarantined": 0}
+        self.counts = {"calls": 0, "parties": 0, "transcript_calls": 0, "sentences": 0, "quarantined": 0}
 
     def complete_call_ids(self, call_ids: list[str]) -> set[str]:
         if not call_ids or not {CALLS.name, TRANSCRIPTS.name} <= set(self.wh.table_names()):
@@ -166,6 +245,9 @@ class WarehouseGongSink:
         self.counts["calls"] += len(records)
         ids = [str(r["metaData"]["id"]) for r in records]  # a call that loads leaves the quarantine
         marks = ", ".join("?" for _ in ids)
+        parties = parties_frame(records)  # a call's parties are replaced as a whole
+        self.wh.replace_where(PARTIES, parties, f"call_id IN ({marks})", ids)
+        self.counts["parties"] += len(parties)
         self.wh.execute(f"DELETE FROM {QUARANTINE.name} WHERE call_id IN ({marks})", ids)
 
     def write_transcripts(self, records: list[dict]) -> None:
@@ -197,7 +279,7 @@ def _spec(schema, deps=()) -> dg.AssetSpec:
 
 @dg.multi_asset(
     name="gong_sync",
-    specs=[_spec(CALLS, deps=["sample_world"]), _spec(TRANSCRIPTS), _spec(QUARANTINE)],
+    specs=[_spec(CALLS, deps=["sample_world"]), _spec(PARTIES), _spec(TRANSCRIPTS), _spec(QUARANTINE)],
     check_specs=[
         dg.AssetCheckSpec(
             "checkpoint_fresh",
@@ -213,7 +295,7 @@ def gong_sync(
 ):
     """One incremental Gong sync: list new calls, fetch extensive data and transcripts for every call
     not yet complete, quarantine what cannot be loaded. Rate limited, checkpointed, resumable."""
-    for schema in (CALLS, TRANSCRIPTS, QUARANTINE):
+    for schema in (CALLS, PARTIES, TRANSCRIPTS, QUARANTINE):
         warehouse.ensure_table(schema)
     sink = WarehouseGongSink(warehouse)
     backfill = None
@@ -242,6 +324,15 @@ def gong_sync(
             **common,
             "records_fetched": dg.MetadataValue.int(sink.counts["calls"]),
             "dagster/row_count": dg.MetadataValue.int(warehouse.row_count(CALLS.name)),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=PARTIES.name,
+        metadata={
+            **common,
+            "records_fetched": dg.MetadataValue.int(sink.counts["calls"]),
+            "parties_written": dg.MetadataValue.int(sink.counts["parties"]),
+            "dagster/row_count": dg.MetadataValue.int(warehouse.row_count(PARTIES.name)),
         },
     )
     yield dg.MaterializeResult(
@@ -274,12 +365,15 @@ def gong_sync(
 
 
 ASSETS = [gong_sync]
-TABLES = [CALLS, TRANSCRIPTS, QUARANTINE]
+TABLES = [CALLS, PARTIES, TRANSCRIPTS, QUARANTINE]
 CHECKS = [
     unique_check("raw_gong_calls", ("call_id",)),
     not_null_check("raw_gong_calls", ("account_id", "started")),
     references_check("raw_gong_calls", "account_id", "raw_sf_accounts", "account_id"),
     references_check("raw_gong_calls", "opportunity_id", "raw_sf_opportunities", "opportunity_id"),
+    unique_check("raw_gong_parties", ("call_id", "party_id")),
+    not_null_check("raw_gong_parties", ("call_id", "party_id", "affiliation")),
+    references_check("raw_gong_parties", "call_id", "raw_gong_calls", "call_id"),
     unique_check("raw_gong_transcripts", ("call_id", "seq")),
     not_null_check("raw_gong_transcripts", ("call_id", "seq", "text")),
     references_check("raw_gong_transcripts", "call_id", "raw_gong_calls", "call_id", blocking=False),

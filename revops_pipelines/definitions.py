@@ -16,7 +16,7 @@ from revops_pipelines.flows.compiler import compile_flows
 from revops_pipelines.flows.loader import load_all
 from revops_pipelines.platform import assets as platform_assets
 from revops_pipelines.resources import build_resources
-from revops_pipelines.settings import load_settings
+from revops_pipelines.settings import Settings, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DOMAINS = (
@@ -40,8 +40,10 @@ def flows_dir() -> Path:
     return Path(os.environ.get("REVOPS_FLOWS_DIR") or PROJECT_ROOT / "flows_yaml")
 
 
-def build_definitions() -> dg.Definitions:
-    settings = load_settings()
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    """The code location for ``settings`` (default: from the environment; a tenant's code location
+    passes its own, see :mod:`revops_pipelines.tenancy`)."""
+    settings = settings or load_settings()
     assets = [sample_world.sample_world, sample_world.sample_oracle]
     checks, jobs, schedules, sensors = [], [], [], []
     for domain in DOMAINS:  # each domain module exposes what it owns; nothing is listed twice
@@ -50,7 +52,7 @@ def build_definitions() -> dg.Definitions:
         jobs.extend(getattr(domain, "JOBS", []))
         schedules.extend(getattr(domain, "SCHEDULES", []))
         sensors.extend(getattr(domain, "SENSORS", []))
-    flow_jobs, flow_schedules, flow_sensors = compile_flows(load_all(flows_dir()))
+    flow_jobs, flow_schedules, flow_sensors = compile_flows(load_all(settings.flows_path or flows_dir()))
 
     ingest = dg.define_asset_job(
         "ingest_sample_world",

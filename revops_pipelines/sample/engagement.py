@@ -9,7 +9,9 @@ topic in it ``s_t = s + U(-0.68, 0.68)``. The customer's sentences on a topic dr
 ``softmax(1.6 s_t + 0.1, 0.5, -1.6 s_t - 0.4)`` (positive, neutral, negative); negative sentences in Renewal / Pricing / Competition topics become explicit
 cancellation or switching statements with probability ``sigmoid(-2.2 - 2.4 s)`` (x1.5 on renewal
 calls). Topics follow the call purpose. Brief, key points, trackers, talk ratios and question
-counts are derived from the generated transcript, so they agree with it.
+counts are derived from the generated transcript, so they agree with it. A negative customer
+sentence takes ``NEGATIVE_TALK_STRETCH`` times longer to say, so on troubled calls the customer
+holds more of the talk time (per-speaker talk ratio carries the health signal, as tone does).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ TITLE_FORMS = (
     "{purpose}: {acct} / {vendor}",
     "{vendor} x {acct} - {purpose}",
 )
+NEGATIVE_TALK_STRETCH = 1.8  # customer sentences of negative tone take this much longer to say
 TRACKER_IDS = [str(10**17 + mix64(4242, k) % (9 * 10**17)) for k in range(len(T.TRACKERS))]
 
 
@@ -259,7 +262,12 @@ def _render_call(sim, q, i, day, h, s, ctx, r, u, pools, call_id, zoom, party_ba
         block.append(len(topics) + 1)
     # --- timing: sentences within a topic block follow each other; blocks are spread over the call
     # (the transcript is a condensed excerpt: talk between blocks is not rendered)
-    speak = [330 * len(t.split()) + 450 for _, _, t, _ in sents]
+    # a customer with a problem explains it at length: negative customer sentences take longer to say,
+    # so the customer's share of the talk time rises on troubled calls (timing only; no extra draws)
+    speak = [
+        int((330 * len(t.split()) + 450) * (NEGATIVE_TALK_STRETCH if tone is not None and tone < 0 else 1.0))
+        for _, _, t, tone in sents
+    ]
     total_ms = duration * 1000
     n_blocks = len(topics) + 2
     inner = [250 + (r[(k * 7) % 96] % 900) for k in range(len(sents))]

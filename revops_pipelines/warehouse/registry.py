@@ -16,6 +16,7 @@ SCHEMA_MODULES = (
     "assets.salesforce",
     "assets.hubspot",
     "assets.gong",
+    "assets.conversations",
     "assets.product",
     "assets.features",
     "models.churn",

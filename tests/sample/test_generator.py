@@ -376,6 +376,23 @@ def test_transcript_wording_tracks_health(world):
     assert len(texts) > 300  # varied wording, not one sentence per category
 
 
+def test_call_speakers_carry_the_health_signal(world):
+    """Per speaker, not just per call: at churned accounts the customer holds more of the talk time
+    (negative sentences take longer to say) and competitors come up more often."""
+    churned = set(world.truth_accounts.loc[world.truth_accounts["churned"], "account_id"])
+    share = {True: [], False: []}
+    competitor = {True: [], False: []}
+    for call in world.gong_calls:
+        aid = call["context"][0]["objects"][0]["objectId"]
+        ext = {p["speakerId"] for p in call["parties"] if p["affiliation"] == "External"}
+        talk = {s["id"]: s["talkTime"] for s in call["interaction"]["speakers"]}
+        share[aid in churned].append(sum(t for k, t in talk.items() if k in ext) / sum(talk.values()))
+        hits = {t["name"]: t["count"] for t in call["content"]["trackers"]}
+        competitor[aid in churned].append(hits.get("Competitors", 0) > 0)
+    assert np.mean(share[True]) > np.mean(share[False]) + 0.02, (np.mean(share[True]), np.mean(share[False]))
+    assert np.mean(competitor[True]) > 1.3 * np.mean(competitor[False])
+
+
 def test_ticket_text_predicts_feature_and_severity(world):
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.naive_bayes import ComplementNB
