@@ -20,7 +20,8 @@ def _store():
     from revops_pipelines.model_store import ModelStore
     from revops_pipelines.settings import load_settings
 
-    return ModelStore(uri=load_settings().model_store_uri)
+    settings = load_settings()
+    return ModelStore(uri=settings.model_store_uri, tenant=settings.tenant_id)
 
 
 def _fail(err: Exception) -> None:

@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "models": "models.cli:models",
     "warehouse": "revops_pipelines.warehouse.cli:warehouse",
     "dashboard": "revops_pipelines.platform.cli:dashboard",
+    "tenants": "revops_pipelines.platform.tenants:tenants",
     "webhook": "revops_pipelines.webhooks.cli:webhook",
     "events": "revops_pipelines.webhooks.cli:events",
 }
@@ -290,6 +291,12 @@ def flows_schema(out: Path | None) -> None:
 def _default_flows() -> Path:
     import os
 
+    if os.environ.get("REVOPS_TENANT"):  # the tenant's registry (its folder, plus the shared one)
+        from revops_pipelines.settings import load_settings
+
+        tenant_flows = load_settings().flows_path
+        if tenant_flows:
+            return Path(tenant_flows)
     return Path(os.environ.get("REVOPS_FLOWS_DIR") or Path(__file__).resolve().parent.parent / "flows_yaml")
 
 

@@ -38,6 +38,21 @@ def _sha256(data: bytes) -> str:
 
 class ModelStore(dg.ConfigurableResource):
     uri: str = Field(description="Local folder or s3://bucket/prefix for model artifacts.")
+    tenant: str | None = Field(
+        default=None, description="Tenant whose namespace this is; a uri outside it is refused."
+    )
+
+    def _key(self, key: str) -> str:
+        """``key`` checked: no absolute path or '..' can leave the store (or the tenant's namespace)."""
+        parts = key.split("/")
+        if key.startswith("/") or "\\" in key or any(p in ("", ".", "..") for p in parts):
+            raise ModelNotFound(
+                f"invalid model store key {key!r}: names and versions may not contain '..' or '/'"
+            )
+        from revops_pipelines.tenancy import check_location
+
+        check_location("models", self.uri, self.tenant)
+        return key
 
     # ---- backend: local folder or S3 (boto3 ships with dagster-aws) ---------------------------------
     @property
@@ -51,6 +66,7 @@ class ModelStore(dg.ConfigurableResource):
         return boto3.client("s3"), bucket, prefix.strip("/")
 
     def _put(self, key: str, data: bytes) -> None:
+        key = self._key(key)
         if self._is_s3:
             client, bucket, prefix = self._s3()
             client.put_object(Bucket=bucket, Key=f"{prefix}/{key}".lstrip("/"), Body=data)
@@ -62,6 +78,7 @@ class ModelStore(dg.ConfigurableResource):
         tmp.replace(path)  # atomic on one filesystem: readers never see half a file
 
     def _get(self, key: str) -> bytes:
+        key = self._key(key)
         if self._is_s3:
             client, bucket, prefix = self._s3()
             try:
@@ -74,6 +91,7 @@ class ModelStore(dg.ConfigurableResource):
         return path.read_bytes()
 
     def _children(self, key: str) -> list[str]:
+        key = self._key(key)
         if self._is_s3:
             client, bucket, prefix = self._s3()
             base = f"{prefix}/{key}/".lstrip("/")

@@ -19,15 +19,16 @@ from revops_pipelines.warehouse.duckdb import DuckDBWarehouse
 
 def warehouse_from_settings(settings: Settings) -> Warehouse:
     if settings.warehouse == "duckdb":
-        return DuckDBWarehouse(path=str(settings.duckdb_path))
+        return DuckDBWarehouse(path=str(settings.duckdb_path), tenant=settings.tenant_id)
     from revops_pipelines.warehouse.firebolt import FireboltWarehouse
 
     fb = settings.firebolt
     assert fb is not None  # load_settings guarantees it
     if fb.mode == "core":
-        return FireboltWarehouse(database=fb.database, url=fb.url)
+        return FireboltWarehouse(database=fb.database, url=fb.url, tenant=settings.tenant_id)
     return FireboltWarehouse(
         database=fb.database,
+        tenant=settings.tenant_id,
         account_name=fb.account,
         engine_name=fb.engine,
         client_id=dg.EnvVar(fb.client_id_var),
@@ -41,8 +42,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "sample_world": SampleWorldSource(
             path=str(settings.sample_dir), seed=settings.sample_seed, accounts=settings.sample_accounts
         ),
-        "model_store": ModelStore(uri=settings.model_store_uri),
-        "knowledge_base": KnowledgeBaseResource(uri=settings.vector_uri),
+        "model_store": ModelStore(uri=settings.model_store_uri, tenant=settings.tenant_id),
+        "knowledge_base": _knowledge_base(settings),
         "agents": _agent_runtime(settings),
         **_connectors(settings),
     }
@@ -54,18 +55,47 @@ def _connectors(settings: Settings) -> dict[str, Any]:
     return connector_resources(settings)
 
 
+def _knowledge_base(settings: Settings) -> KnowledgeBaseResource:
+    if settings.tenant is None:
+        return KnowledgeBaseResource(uri=settings.vector_uri)
+    return KnowledgeBaseResource(  # the tenant's overlay is merged over kb_assets/ into its own folder
+        uri=settings.vector_uri,
+        tenant=settings.tenant_id,
+        content_root=str(settings.home / "kb_content") if settings.tenant.kb_overlay else None,
+        overlay=str(settings.tenant.kb_overlay) if settings.tenant.kb_overlay else None,
+        reports_dir=str(settings.home / "reports"),
+    )
+
+
+def _tenant_actions(settings: Settings) -> dict[str, Any]:
+    """A tenant's action allow-lists and guardrails (tenant file ``actions:``)."""
+    if settings.tenant is None:
+        return {}
+    actions = settings.tenant.config.actions
+    out: dict[str, Any] = {"tenant_id": settings.tenant_id}
+    if actions.allowed_channels is not None:
+        out["allowed_channels"] = actions.allowed_channels
+    if actions.allowed_webhook_hosts:
+        out["allowed_webhook_hosts"] = actions.allowed_webhook_hosts
+    for name in ("max_actions_per_run", "max_actions_per_account_per_week"):
+        if getattr(actions, name) is not None:
+            out[name] = getattr(actions, name)
+    return out
+
+
 def _agent_runtime(settings: Settings) -> AgentRuntime:
     common = {
         "dry_run": settings.dry_run,
         "state_path": str(settings.state_dir / "agent_state.sqlite"),
         "kb_uri": settings.vector_uri,
+        **_tenant_actions(settings),
     }
     if settings.dry_run:
         return AgentRuntime(**common)
     return AgentRuntime(
         **common,
-        slack_token=dg.EnvVar("SLACK_BOT_TOKEN"),
-        crm_token=dg.EnvVar("HUBSPOT_ACCESS_TOKEN"),
-        webhook_secret=dg.EnvVar("REVOPS_WEBHOOK_SECRET"),
+        slack_token=dg.EnvVar(settings.env_var("SLACK_BOT_TOKEN")),
+        crm_token=dg.EnvVar(settings.env_var("HUBSPOT_ACCESS_TOKEN")),
+        webhook_secret=dg.EnvVar(settings.env_var("REVOPS_WEBHOOK_SECRET")),
         webhook_url=settings.webhook_url,
     )

@@ -30,6 +30,9 @@ variable                        default                     meaning
 ``REVOPS_WEBHOOK_PUBLIC_URL``   —                           base URL HubSpot calls (its v3 signature
                                                             covers the full URI; default: as received)
 ``REVOPS_EVENTS_PATH``          ``$REVOPS_HOME/state/events.sqlite``  durable event store
+``REVOPS_TENANT``               — (the default tenant)      tenant id: ``tenants/<id>.yaml`` scopes every
+                                                            location below (see :func:`tenant_env`)
+``REVOPS_TENANTS_DIR``          ``./tenants``               folder of the tenant files
 ==============================  ==========================  =====================================
 
 :func:`load_settings` validates the combination eagerly, so a wrong configuration fails when the
@@ -41,10 +44,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from revops_pipelines.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from revops_pipelines.tenancy import Tenant
 
 WAREHOUSES = ("duckdb", "firebolt")
 LIVE_ACTION_VARS = ("SLACK_BOT_TOKEN", "HUBSPOT_ACCESS_TOKEN", "REVOPS_WEBHOOK_SECRET")
@@ -124,6 +131,27 @@ class Settings:
     webhook_rate_source: int = 500
     webhook_rate_client: int = 100
     webhook_public_url: str | None = None
+    tenant: Tenant | None = None  # None: the single default tenant
+
+    @property
+    def tenant_id(self) -> str | None:
+        return None if self.tenant is None else self.tenant.tenant_id
+
+    def env_var(self, name: str) -> str:
+        """The environment variable holding credential ``name`` for this tenant (default: ``name``)."""
+        return name if self.tenant is None else self.tenant.env_var(name)
+
+    @property
+    def flows_path(self) -> str | None:
+        """This tenant's flow registry (``os.pathsep``-separated folders); None: the shared default."""
+        if self.tenant is None or self.tenant.flows_folder is None:
+            return None
+        from revops_pipelines.tenancy import PROJECT_ROOT
+
+        folders = [str(self.tenant.flows_folder)]
+        if self.tenant.config.flows.include_shared:
+            folders.insert(0, os.environ.get("REVOPS_FLOWS_DIR") or str(PROJECT_ROOT / "flows_yaml"))
+        return os.pathsep.join(folders)
 
     @property
     def sample_dir(self) -> Path:
@@ -142,8 +170,83 @@ class Settings:
         return self.warehouse == "firebolt"
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+def tenant_env(env: Mapping[str, str], tenant: Tenant) -> dict[str, str]:
+    """The environment as tenant ``tenant`` sees it: the one place its locations are derived.
+
+    ``$REVOPS_HOME/tenants/<id>/`` holds its DuckDB file, LanceDB folder, model store, sample world and
+    agent/flow state; an explicit ``REVOPS_VECTOR_URI``/``REVOPS_MODEL_STORE_URI`` (e.g. S3) gets a
+    ``/tenants/<id>`` prefix; Firebolt uses the tenant's own database. Credential variables are read
+    under the names the tenant file maps them to.
+    """
+    tid, cfg = tenant.tenant_id, tenant.config
+    base_home = Path(env.get("REVOPS_HOME") or "./.revops").expanduser().resolve()
+    home = base_home / "tenants" / tid
+    out = {k: v for k, v in env.items() if k not in ("REVOPS_EVENTS_PATH",)}
+    out["REVOPS_HOME"] = str(home)
+    for var in ("REVOPS_VECTOR_URI", "REVOPS_MODEL_STORE_URI"):
+        if env.get(var):
+            out[var] = f"{env[var].rstrip('/')}/tenants/{tid}"
+    if env.get("REVOPS_DUCKDB_PATH"):
+        path = Path(env["REVOPS_DUCKDB_PATH"]).expanduser().resolve()
+        if not path.is_relative_to(home):
+            raise ConfigurationError(
+                "REVOPS_DUCKDB_PATH", f"{path} is outside tenant {tid!r}'s folder {home}", "unset it"
+            )
+    out["FIREBOLT_DATABASE"] = (
+        cfg.warehouse.firebolt_database or f"{env.get('FIREBOLT_DATABASE') or 'revops'}_{tid}"
+    )
+    if cfg.sample.seed is not None:
+        out["REVOPS_SAMPLE_SEED"] = str(cfg.sample.seed)
+    if cfg.sample.accounts is not None:
+        out["REVOPS_SAMPLE_ACCOUNTS"] = str(cfg.sample.accounts)
+    if cfg.source_mode is not None:
+        out["REVOPS_SOURCE_MODE"] = cfg.source_mode
+    if cfg.actions.dry_run:
+        out["REVOPS_DRY_RUN"] = "true"
+    if cfg.actions.webhook_url:
+        out["REVOPS_WEBHOOK_URL"] = cfg.actions.webhook_url
+    for name, var in cfg.credentials.items():  # checks below then name the tenant's variable
+        out.pop(name, None)
+        if env.get(var):
+            out[name] = env[var]
+    return out
+
+
+def load_settings(env: Mapping[str, str] | None = None, tenant: str | None = None) -> Settings:
+    """Settings of the default tenant, or of ``tenant`` (default: ``REVOPS_TENANT``)."""
     env = os.environ if env is None else env
+    selected = env.get("REVOPS_TENANT") or None
+    if tenant is not None and selected is not None and selected != tenant:
+        raise ConfigurationError(
+            "REVOPS_TENANT", f"is {selected!r} but tenant {tenant!r} was requested", "one process, one tenant"
+        )
+    tenant_obj: Tenant | None = None
+    if tenant or selected:
+        from revops_pipelines.tenancy import load_tenant
+
+        tenant_obj = load_tenant(tenant or selected, env)
+        env = tenant_env(env, tenant_obj)
+    try:
+        settings = _load(env)
+    except ConfigurationError as err:
+        if tenant_obj is not None and err.setting in tenant_obj.config.credentials:
+            raise ConfigurationError(
+                tenant_obj.env_var(err.setting), f"{err.problem} (tenant {tenant_obj.tenant_id!r})"
+            ) from None
+        raise
+    if tenant_obj is None:
+        return settings
+    firebolt = settings.firebolt
+    if firebolt is not None:
+        firebolt = replace(
+            firebolt,
+            client_id_var=tenant_obj.env_var(firebolt.client_id_var),
+            client_secret_var=tenant_obj.env_var(firebolt.client_secret_var),
+        )
+    return replace(settings, tenant=tenant_obj, firebolt=firebolt)
+
+
+def _load(env: Mapping[str, str]) -> Settings:
     home = Path(env.get("REVOPS_HOME") or "./.revops").expanduser().resolve()
     warehouse = (env.get("REVOPS_WAREHOUSE") or "duckdb").strip().lower()
     if warehouse not in WAREHOUSES:

@@ -73,6 +73,11 @@ class AgentRuntime(dg.ConfigurableResource):
     kb_uri: str | None = Field(
         default=None, description="LanceDB location of the KB (default from settings)."
     )
+    tenant_id: str | None = Field(
+        default=None,
+        description="Tenant these agents serve: stamped on decisions, part of every idempotency key; "
+        "the Execution Agent refuses another tenant's decisions.",
+    )
     slack_base_url: str = Field(default="https://slack.com/api/", description="Slack Web API base URL.")
     slack_token: str | None = Field(
         default=None, description="Slack bot token (dg.EnvVar('SLACK_BOT_TOKEN'))."
@@ -122,7 +127,10 @@ class Agent:
             if path is None:
                 from revops_pipelines.settings import load_settings
 
-                path = str(load_settings().state_dir / "agent_state.sqlite")
+                path = str(load_settings(tenant=self.runtime.tenant_id).state_dir / "agent_state.sqlite")
+            from revops_pipelines.tenancy import check_location
+
+            check_location("home", path, self.runtime.tenant_id)
             self._state = AgentState(path)
         return self._state
 

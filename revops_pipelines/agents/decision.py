@@ -148,6 +148,7 @@ class DecisionBatch(StrictModel):
     evaluated: int = Field(ge=0)
     eligible: int = Field(ge=0)
     decisions: list[Decision]
+    tenant_id: str | None = None  # the tenant whose data produced them (None: the default tenant)
 
 
 DECISIONS = table(
@@ -292,8 +293,8 @@ def _open_kb(agent: Agent) -> Any:
         if uri is None:
             from revops_pipelines.settings import load_settings
 
-            uri = load_settings().vector_uri
-        kb = KnowledgeBaseResource(uri=uri).open()
+            uri = load_settings(tenant=agent.runtime.tenant_id).vector_uri
+        kb = KnowledgeBaseResource(uri=uri, tenant=agent.runtime.tenant_id).open()
         return kb if kb.exists() else None
     except Exception as e:
         log.warning(f"knowledge base unavailable ({type(e).__name__}: {e}); decisions cite no passages")
@@ -491,6 +492,7 @@ def assess_churn_risk(agent: DecisionAgent, p: ChurnRiskParams, context: dict[st
         evaluated=ranked.attrs["evaluated"],
         eligible=ranked.attrs["eligible"],
         decisions=decisions,
+        tenant_id=agent.runtime.tenant_id,
     )
     if decisions:
         agent.warehouse.merge(DECISIONS, decisions_frame(batch))

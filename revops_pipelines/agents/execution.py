@@ -131,8 +131,23 @@ class ExecutionReport(StrictModel):
     action_results: list[ActionResult]
 
 
-def action_key(flow_id: str, step_id: str, decision_id: str, action_type: str) -> str:
-    return hashlib.sha256(f"{flow_id}|{step_id}|{decision_id}|{action_type}".encode()).hexdigest()[:32]
+def action_key(
+    flow_id: str, step_id: str, decision_id: str, action_type: str, tenant_id: str | None = None
+) -> str:
+    """Deterministic idempotency key; a tenant's keys are its own (the default tenant's are unchanged)."""
+    base = f"{flow_id}|{step_id}|{decision_id}|{action_type}"
+    return hashlib.sha256((base if tenant_id is None else f"{tenant_id}|{base}").encode()).hexdigest()[:32]
+
+
+def _same_tenant(batches: list[DecisionBatch], tenant_id: str | None) -> None:
+    """Refuse decisions made for another tenant (their accounts, their data) before anything runs."""
+    foreign = sorted({str(b.tenant_id) for b in batches if b.tenant_id != tenant_id})
+    if foreign:
+        here = "the default tenant" if tenant_id is None else f"tenant {tenant_id!r}"
+        raise ValidationFailed(
+            "execution plan",
+            [f"tenant_id: decisions made for tenant(s) {', '.join(foreign)} cannot be executed by {here}"],
+        )
 
 
 def _payload(a: PlannedAction, p: ExecuteParams) -> dict[str, Any]:
@@ -293,6 +308,7 @@ def execute_actions(agent: ExecutionAgent, p: ExecuteParams, context: dict[str, 
         for b in context.get("upstream", {}).values()
         if isinstance(b, dict) and "decisions" in b
     ]
+    _same_tenant(batches, agent.runtime.tenant_id)
     planned = [(d, a) for b in batches for d in b.decisions for a in d.actions if a.type in p.action_types]
     if len(planned) > agent.runtime.max_actions_per_run:
         raise ValidationFailed(
@@ -302,7 +318,8 @@ def execute_actions(agent: ExecutionAgent, p: ExecuteParams, context: dict[str, 
                 f"{agent.runtime.max_actions_per_run}"
             ],
         )
-    keys = [action_key(ex.flow_id, ex.step_id, d.decision_id, a.type) for d, a in planned]
+    tenant_id = agent.runtime.tenant_id
+    keys = [action_key(ex.flow_id, ex.step_id, d.decision_id, a.type, tenant_id) for d, a in planned]
     prior: dict[str, str] = {}
     dead: dict[str, str] = {}
     if keys:

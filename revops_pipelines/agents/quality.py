@@ -135,7 +135,8 @@ def _store(model_store: Any) -> Any:
     from revops_pipelines.model_store import ModelStore
     from revops_pipelines.settings import load_settings
 
-    return ModelStore(uri=load_settings().model_store_uri)
+    settings = load_settings()
+    return ModelStore(uri=settings.model_store_uri, tenant=settings.tenant_id)
 
 
 def _rankings(pol: Policy, df: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -23,11 +23,12 @@ SAMPLE_DAILY_BUDGET = 1_000_000
 def connector_resources(settings: Any) -> dict[str, Any]:
     mode = getattr(settings, "source_mode", "sample")
     state_dir = str(settings.state_dir / "connectors")
+    var = getattr(settings, "env_var", lambda name: name)  # a tenant's own credential variables
     if mode == "live":
         gong = GongResource(
             mode="live",
-            access_key=dg.EnvVar("GONG_ACCESS_KEY"),
-            access_key_secret=dg.EnvVar("GONG_ACCESS_KEY_SECRET"),
+            access_key=dg.EnvVar(var("GONG_ACCESS_KEY")),
+            access_key_secret=dg.EnvVar(var("GONG_ACCESS_KEY_SECRET")),
             state_dir=state_dir,
             lookback_days=getattr(settings, "gong_lookback_days", 1.0),
             start_date=getattr(settings, "gong_start_date", "2024-01-01"),
@@ -35,12 +36,12 @@ def connector_resources(settings: Any) -> dict[str, Any]:
         salesforce = SalesforceResource(
             mode="live",
             login_url=getattr(settings, "salesforce_login_url", "https://login.salesforce.com"),
-            client_id=dg.EnvVar("SALESFORCE_CLIENT_ID"),
-            client_secret=dg.EnvVar("SALESFORCE_CLIENT_SECRET"),
+            client_id=dg.EnvVar(var("SALESFORCE_CLIENT_ID")),
+            client_secret=dg.EnvVar(var("SALESFORCE_CLIENT_SECRET")),
             state_dir=state_dir,
         )
         hubspot = HubSpotResource(
-            mode="live", access_token=dg.EnvVar("HUBSPOT_ACCESS_TOKEN"), state_dir=state_dir
+            mode="live", access_token=dg.EnvVar(var("HUBSPOT_ACCESS_TOKEN")), state_dir=state_dir
         )
     else:
         gong = GongResource(

@@ -103,6 +103,7 @@ def execute_planned(
         "policy": f"flow:{ctx.flow_id}",
         "evaluated": 1,
         "eligible": 1,
+        "tenant_id": getattr(ctx.agents, "tenant_id", None),
         "decisions": [
             {
                 "decision_id": decision_id,

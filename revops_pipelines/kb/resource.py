@@ -31,16 +31,37 @@ class KnowledgeBaseResource(dg.ConfigurableResource):
     reports_dir: str | None = Field(
         default=None, description="Where the health report is written (default: $REVOPS_HOME/reports)."
     )
+    tenant: str | None = Field(
+        default=None, description="Tenant whose knowledge base this is; a uri outside it is refused."
+    )
+    overlay: str | None = Field(
+        default=None,
+        description="A tenant's folder of docs/, taxonomies/, eval/ files merged over kb_assets/ into "
+        "content_root.",
+    )
 
     def root(self) -> Path:
         from revops_pipelines.kb.documents import default_kb_root
 
+        if self.overlay:
+            from revops_pipelines.tenancy import check_location, merge_kb_overlay
+
+            if not self.content_root:
+                raise ValueError("knowledge_base.content_root: required with an overlay (merge target)")
+            check_location("home", self.content_root, self.tenant)
+            return merge_kb_overlay(default_kb_root(), Path(self.overlay), Path(self.content_root))
         return Path(self.content_root) if self.content_root else default_kb_root()
+
+    def _check(self) -> None:
+        from revops_pipelines.tenancy import check_location
+
+        check_location("vectors", self.uri, self.tenant)
 
     def open(self) -> KnowledgeBase:
         from revops_pipelines.kb.embedder import get_embedder
         from revops_pipelines.kb.store import AnnConfig, KnowledgeBase
 
+        self._check()
         ann = AnnConfig(kind=self.ann_index, threshold=self.ann_threshold)  # type: ignore[arg-type]
         return KnowledgeBase(self.uri, get_embedder(self.embedder), ann=ann)
 
@@ -50,6 +71,7 @@ class KnowledgeBaseResource(dg.ConfigurableResource):
         from revops_pipelines.kb.entities import EntityConfig, EntityIndex
         from revops_pipelines.kb.taxonomy import load_taxonomies
 
+        self._check()
         config = EntityConfig.from_taxonomies(load_taxonomies(self.root() / "taxonomies"), **config_overrides)
         return EntityIndex(self.uri, get_embedder(self.embedder), config=config)
 

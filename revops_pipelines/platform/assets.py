@@ -11,10 +11,10 @@ from revops_pipelines.model_store import ModelStore
 from revops_pipelines.warehouse import Warehouse
 
 
-def dashboard_path():
+def dashboard_path(tenant: str | None = None):
     from revops_pipelines.settings import load_settings
 
-    return load_settings().home / "reports" / "dashboard.html"
+    return load_settings(tenant=tenant).home / "reports" / "dashboard.html"
 
 
 @dg.asset(
@@ -30,7 +30,7 @@ def performance_dashboard(
     """Rebuild the report from everything recorded so far; its headline numbers become metadata."""
     from revops_pipelines.platform.dashboard import build_dashboard
 
-    path, kpis = build_dashboard(dashboard_path(), warehouse, context.instance, model_store)
+    path, kpis = build_dashboard(dashboard_path(model_store.tenant), warehouse, context.instance, model_store)
     context.log.info(f"dashboard written to {path}")
     return dg.MaterializeResult(
         metadata={

@@ -52,7 +52,7 @@ def build(out: Path | None) -> None:
             out or dashboard_path(),
             warehouse_from_settings(settings),
             instance,
-            ModelStore(uri=settings.model_store_uri),
+            ModelStore(uri=settings.model_store_uri, tenant=settings.tenant_id),
         )
     except RevOpsError as err:
         click.echo(f"error: {err}", err=True)

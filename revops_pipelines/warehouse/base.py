@@ -80,6 +80,8 @@ def frame_to_arrow(schema: TableSchema, df: pd.DataFrame) -> pa.Table:
 class Warehouse(dg.ConfigurableResource):
     """Abstract warehouse resource. Use :func:`revops_pipelines.resources.warehouse_from_settings`."""
 
+    tenant: str | None = None  # set for a tenant: connecting outside its file/database is refused
+
     @property
     @abstractmethod
     def dialect(self) -> str: ...

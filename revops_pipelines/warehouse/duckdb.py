@@ -37,6 +37,9 @@ class DuckDBWarehouse(Warehouse):
         import duckdb
 
         if self.path != ":memory:":
+            from revops_pipelines.tenancy import check_location
+
+            check_location("home", self.path, self.tenant)
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.05

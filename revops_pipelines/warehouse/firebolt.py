@@ -83,6 +83,10 @@ class FireboltWarehouse(Warehouse):
     def _open(self) -> Any:
         from firebolt.db import connect
 
+        from revops_pipelines.tenancy import check_location
+
+        check_location("firebolt", self.database, self.tenant)
+
         if self.url:
             from firebolt.client.auth import FireboltCore
 
