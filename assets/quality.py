@@ -7,6 +7,10 @@ feature snapshot; schema drift of every raw table against its declaration. Check
 the churn model reads are blocking.
 """
 
+from datetime import timedelta
+
+import dagster as dg
+
 from assets import features, gong, hubspot, product, salesforce
 from revops_pipelines.checks import (
     accepted_values_check,
@@ -16,6 +20,43 @@ from revops_pipelines.checks import (
 )
 
 USAGE_REF = ("raw_product_usage", "usage_date")
+
+# Freshness policies (Dagster's, evaluated from materialisation times and shown in the UI), in
+# addition to the freshness checks below, which compare the data's own timestamps. Sources sync
+# daily; features and conversation tables are rebuilt at least weekly (the retrain schedule).
+RAW_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(days=2), warn_window=timedelta(hours=26))
+FEATURE_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(days=8), warn_window=timedelta(days=2)
+)
+FEATURE_GROUPS = ("features", "conversations")
+
+
+def freshness_policy_for(spec: dg.AssetSpec) -> dg.FreshnessPolicy | None:
+    """Raw tables (groups ``raw_*``, but not the quarantine tables, written only when a record is
+    refused) get :data:`RAW_FRESHNESS`; feature tables :data:`FEATURE_FRESHNESS`; others none."""
+    group = spec.group_name or ""
+    if (
+        group.startswith("raw_")
+        and group != "raw_sample"
+        and not spec.key.to_user_string().endswith("_quarantine")
+    ):
+        return RAW_FRESHNESS
+    if group in FEATURE_GROUPS:
+        return FEATURE_FRESHNESS
+    return None
+
+
+def with_freshness_policies(assets):
+    """``assets`` (asset definitions, multi-assets, specs) with :func:`freshness_policy_for` applied
+    to every spec that has none of its own (an asset's own policy wins)."""
+
+    def apply(spec: dg.AssetSpec) -> dg.AssetSpec:
+        policy = freshness_policy_for(spec)
+        return spec if policy is None else dg.apply_freshness_policy(spec, policy, overwrite_existing=False)
+
+    return list(dg.map_asset_specs(apply, assets))
+
+
 DOMAINS = (salesforce, hubspot, gong, product, features)
 
 

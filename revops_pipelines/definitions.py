@@ -93,7 +93,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     )
     executor = dg.in_process_executor if settings.executor == "in_process" else dg.multiprocess_executor
     return dg.Definitions(
-        assets=assets,
+        assets=quality.with_freshness_policies(assets),
         asset_checks=checks,
         jobs=[ingest, features_job, train, kb_job, classify_job, evaluate_job, *jobs, *flow_jobs],
         sensors=[*sensors, *flow_sensors],
