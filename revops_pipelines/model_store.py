@@ -21,7 +21,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from revops_pipelines.errors import RevOpsError
+from revops_pipelines.errors import RevOpsError, ValidationFailed
 
 
 class ModelNotFound(RevOpsError):
@@ -46,8 +46,8 @@ class ModelStore(dg.ConfigurableResource):
         """``key`` checked: no absolute path or '..' can leave the store (or the tenant's namespace)."""
         parts = key.split("/")
         if key.startswith("/") or "\\" in key or any(p in ("", ".", "..") for p in parts):
-            raise ModelNotFound(
-                f"invalid model store key {key!r}: names and versions may not contain '..' or '/'"
+            raise ValidationFailed(
+                "model store key", [f"{key!r}: names and versions may not be empty or contain '..' or '/'"]
             )
         from revops_pipelines.tenancy import check_location
 

@@ -369,18 +369,22 @@ def merge_kb_overlay(base: Path, overlay: Path, dest: Path) -> Path:
 
 
 # ---- Dagster code locations ----------------------------------------------------------------------------
-_DEFS: dict[str, dg.Definitions] = {}
+_DEFS: dict[tuple, dg.Definitions] = {}
 
 
 def definitions_for(tenant_id: str) -> dg.Definitions:
-    """The code location of one tenant: the same assets, jobs and checks, the tenant's resources."""
+    """The code location of one tenant: the same assets, jobs and checks, the tenant's resources.
+
+    Built once per tenant and environment (Dagster looks the attribute up more than once)."""
     validate_tenant_id(tenant_id, "code location")
-    if tenant_id not in _DEFS:
+    file = tenants_dir() / f"{tenant_id}.yaml"
+    key = (tenant_id, file.stat().st_mtime_ns if file.is_file() else None, tuple(sorted(os.environ.items())))
+    if key not in _DEFS:
         from revops_pipelines.definitions import build_definitions
         from revops_pipelines.settings import load_settings
 
-        _DEFS[tenant_id] = build_definitions(load_settings(tenant=tenant_id))
-    return _DEFS[tenant_id]
+        _DEFS[key] = build_definitions(load_settings(tenant=tenant_id))
+    return _DEFS[key]
 
 
 def __getattr__(name: str) -> Any:
