@@ -22,6 +22,9 @@ variable                        default                     meaning
 ``REVOPS_EXECUTOR``             ``in_process`` (embedded)   ``in_process`` or ``multiprocess``
 ``REVOPS_SOURCE_MODE``          ``sample``                  ``sample`` (clients read the generated world
                                                             through loopback stand-ins) or ``live``
+``GONG_AUTH``                   ``basic`` (``oauth`` when   live Gong credentials: ``basic`` (access key +
+                                only a token is set)        secret) or ``oauth`` (GONG_OAUTH_ACCESS_TOKEN)
+``GONG_API_BASE_URL``           ``https://api.gong.io``     Gong API base (OAuth apps get a per-customer one)
 ``REVOPS_WEBHOOK_SECRET_<SOURCE>`` —                     inbound webhook secret per source (SLACK,
                                                             HUBSPOT, GONG, GENERIC); unset: 503
 ``REVOPS_WEBHOOK_MAX_BYTES``    ``262144``                  largest accepted webhook body
@@ -65,12 +68,33 @@ def webhook_secret_var(source: str) -> str:
 
 # credentials the live connectors read (through dg.EnvVar); checked at load in live mode
 LIVE_SOURCE_VARS = (
-    "GONG_ACCESS_KEY",
-    "GONG_ACCESS_KEY_SECRET",
     "SALESFORCE_CLIENT_ID",
     "SALESFORCE_CLIENT_SECRET",
     "HUBSPOT_ACCESS_TOKEN",
 )
+# Gong takes an access key + secret (HTTP Basic) or an OAuth access token (Bearer); GONG_AUTH picks one
+GONG_AUTH_VARS = {
+    "basic": ("GONG_ACCESS_KEY", "GONG_ACCESS_KEY_SECRET"),
+    "oauth": ("GONG_OAUTH_ACCESS_TOKEN",),
+}
+GONG_DEFAULT_BASE_URL = "https://api.gong.io"
+
+
+def _gong_auth(env: Mapping[str, str]) -> tuple[str, str]:
+    """``(auth, base_url)`` for the live Gong client. ``GONG_AUTH`` unset: ``oauth`` if only an OAuth
+    token is set, else ``basic``."""
+    raw = (env.get("GONG_AUTH") or "").strip().lower()
+    if not raw:
+        only_token = bool(env.get("GONG_OAUTH_ACCESS_TOKEN")) and not env.get("GONG_ACCESS_KEY")
+        raw = "oauth" if only_token else "basic"
+    if raw not in GONG_AUTH_VARS:
+        raise ConfigurationError("GONG_AUTH", f"must be basic or oauth, got {raw!r}")
+    base = (env.get("GONG_API_BASE_URL") or GONG_DEFAULT_BASE_URL).strip().rstrip("/")
+    if not base.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        raise ConfigurationError(
+            "GONG_API_BASE_URL", f"must be an https:// URL, got {base!r}", "e.g. https://us-1234.api.gong.io"
+        )
+    return raw, base
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -125,6 +149,8 @@ class Settings:
     dry_run: bool
     executor: str
     source_mode: str = "sample"
+    gong_auth: str = "basic"  # basic | oauth (live mode)
+    gong_base_url: str = GONG_DEFAULT_BASE_URL
     webhook_url: str | None = None
     events_path: Path | None = None  # default: state_dir / events.sqlite
     webhook_max_bytes: int = 262_144
@@ -289,7 +315,16 @@ def _load(env: Mapping[str, str]) -> Settings:
     source_mode = (env.get("REVOPS_SOURCE_MODE") or "sample").strip().lower()
     if source_mode not in ("sample", "live"):
         raise ConfigurationError("REVOPS_SOURCE_MODE", f"must be sample or live, got {source_mode!r}")
+    gong_auth, gong_base_url = _gong_auth(env)
     if source_mode == "live":
+        for var in GONG_AUTH_VARS[gong_auth]:
+            if not env.get(var):
+                raise ConfigurationError(
+                    var,
+                    f"is required when REVOPS_SOURCE_MODE=live and GONG_AUTH={gong_auth}",
+                    "set GONG_ACCESS_KEY + GONG_ACCESS_KEY_SECRET (GONG_AUTH=basic) or "
+                    "GONG_OAUTH_ACCESS_TOKEN (GONG_AUTH=oauth)",
+                )
         for var in LIVE_SOURCE_VARS:
             if not env.get(var):
                 raise ConfigurationError(var, "is required when REVOPS_SOURCE_MODE=live")
@@ -302,6 +337,8 @@ def _load(env: Mapping[str, str]) -> Settings:
 
     return Settings(
         source_mode=source_mode,
+        gong_auth=gong_auth,
+        gong_base_url=gong_base_url,
         webhook_url=env.get("REVOPS_WEBHOOK_URL") or None,
         events_path=Path(env["REVOPS_EVENTS_PATH"]) if env.get("REVOPS_EVENTS_PATH") else None,
         webhook_max_bytes=_int(env, "REVOPS_WEBHOOK_MAX_BYTES", 262_144, 1024),

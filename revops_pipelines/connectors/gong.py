@@ -112,7 +112,8 @@ class GongClient:
                 raise AuthenticationFailed(
                     SOURCE,
                     f"authentication failed (HTTP {r.status_code} on {path}); check the Gong access key "
-                    "and secret (GONG_ACCESS_KEY / GONG_ACCESS_KEY_SECRET) or the OAuth token",
+                    "and secret (GONG_ACCESS_KEY / GONG_ACCESS_KEY_SECRET) or the OAuth access token "
+                    "(GONG_OAUTH_ACCESS_TOKEN, which expires; and GONG_API_BASE_URL for OAuth apps)",
                 )
             if r.status_code == 429:
                 ra = r.headers.get("Retry-After")
@@ -435,6 +436,10 @@ class GongResource(dg.ConfigurableResource):
 
     mode: str = Field(default="sample", description="'sample' (loopback stand-in) or 'live'.")
     base_url: str = Field(default="https://api.gong.io", description="Gong API base URL (live mode).")
+    auth: str = Field(
+        default="auto",
+        description="'basic' (access key + secret), 'oauth' (bearer token) or 'auto' (the token if set).",
+    )
     access_key: str | None = Field(default=None, description="Basic-auth access key (use dg.EnvVar).")
     access_key_secret: str | None = Field(default=None, description="Basic-auth secret (use dg.EnvVar).")
     bearer_token: str | None = Field(default=None, description="OAuth access token, instead of basic.")
@@ -453,12 +458,19 @@ class GongResource(dg.ConfigurableResource):
     def _auth(self) -> dict[str, str]:
         from revops_pipelines.credentials import ApiKeyCredential, BasicCredential
 
-        if self.bearer_token:
+        if self.auth not in ("auto", "basic", "oauth"):
+            raise ConfigurationError("gong.auth", f"must be basic, oauth or auto, got {self.auth!r}")
+        if self.auth in ("auto", "oauth") and self.bearer_token:
             return ApiKeyCredential(token=self.bearer_token).headers()
+        if self.auth == "oauth":
+            raise ConfigurationError(
+                "GONG_OAUTH_ACCESS_TOKEN", "Gong OAuth (GONG_AUTH=oauth) needs an access token"
+            )
         if self.access_key and self.access_key_secret:
             return BasicCredential(username=self.access_key, password=self.access_key_secret).headers()
         raise ConfigurationError(
-            "GONG_ACCESS_KEY", "Gong live mode needs GONG_ACCESS_KEY and GONG_ACCESS_KEY_SECRET, or a token"
+            "GONG_ACCESS_KEY",
+            "Gong live mode needs GONG_ACCESS_KEY and GONG_ACCESS_KEY_SECRET, or GONG_OAUTH_ACCESS_TOKEN",
         )
 
     def _limiter(self, account: str) -> RateLimiter:

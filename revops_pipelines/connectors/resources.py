@@ -25,10 +25,18 @@ def connector_resources(settings: Any) -> dict[str, Any]:
     state_dir = str(settings.state_dir / "connectors")
     var = getattr(settings, "env_var", lambda name: name)  # a tenant's own credential variables
     if mode == "live":
+        if getattr(settings, "gong_auth", "basic") == "oauth":  # GONG_AUTH: Bearer token
+            gong_auth = {"auth": "oauth", "bearer_token": dg.EnvVar(var("GONG_OAUTH_ACCESS_TOKEN"))}
+        else:  # access key + secret, HTTP Basic
+            gong_auth = {
+                "auth": "basic",
+                "access_key": dg.EnvVar(var("GONG_ACCESS_KEY")),
+                "access_key_secret": dg.EnvVar(var("GONG_ACCESS_KEY_SECRET")),
+            }
         gong = GongResource(
             mode="live",
-            access_key=dg.EnvVar(var("GONG_ACCESS_KEY")),
-            access_key_secret=dg.EnvVar(var("GONG_ACCESS_KEY_SECRET")),
+            base_url=getattr(settings, "gong_base_url", "https://api.gong.io"),
+            **gong_auth,
             state_dir=state_dir,
             lookback_days=getattr(settings, "gong_lookback_days", 1.0),
             start_date=getattr(settings, "gong_start_date", "2024-01-01"),
