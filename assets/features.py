@@ -10,6 +10,11 @@ price per seat, so expansions, seat adds and downsells after the snapshot never 
 account record itself holds only today's seats and ARR). ``segment``, ``plan`` and
 ``billing_frequency`` come from the account record: the sources keep no history of them, and the
 sample world never changes them after the account is created.
+
+Conversation features come from the Gong tables of :mod:`assets.conversations`, cut at the
+snapshot like every other source (calls started in the 90 days up to it): the customer's share of
+talk time per call, the customer's sentence-weighted sentiment, and competitor / pricing keyword
+tracker hits.
 """
 
 import os
@@ -18,6 +23,7 @@ from datetime import date, timedelta
 import dagster as dg
 from pydantic import Field
 
+from assets.conversations import CALL_TRACKERS, SPEAKER_STATS
 from revops_pipelines.checks import sql_check
 from revops_pipelines.lazy import pd
 from revops_pipelines.raw import column_schema, merge_metadata
@@ -91,6 +97,10 @@ FEATURES = table(
         ("open_tickets", "INTEGER"),
         ("overdue_invoices", "INTEGER"),
         ("meddpicc_completeness", "DOUBLE"),
+        ("customer_talk_ratio_90d", "DOUBLE"),
+        ("customer_sentiment_90d", "DOUBLE"),
+        ("competitor_mentions_90d", "INTEGER"),
+        ("pricing_mentions_90d", "INTEGER"),
         ("churned_in_horizon", "BOOLEAN"),
     ],
     keys=("account_id", "snapshot_date"),
@@ -98,6 +108,7 @@ FEATURES = table(
     description="Account features as of each monthly snapshot date, with the churn label after it.",
     group="features",
 )
+CONVERSATION_TABLES = (SPEAKER_STATS, CALL_TRACKERS)
 FEATURE_COLUMNS = [
     c for c in FEATURES.column_names if c not in ("account_id", "snapshot_date", "churned_in_horizon")
 ]
@@ -133,6 +144,10 @@ _COMPLETENESS = (
     + " + ".join(_flag(f"o.meddpicc_{m} IS NOT NULL") for m in MEDDPICC_FIELDS)
     + f") / {float(len(MEDDPICC_FIELDS))}"
 )
+
+# Gong keyword trackers counted as competitor and pricing mentions (names compared lower-case)
+COMPETITOR_TRACKERS = ("Competitors", "Competition")
+PRICING_TRACKERS = ("Pricing",)
 
 # per dialect: parameters (``p``), window starts, label end, slope of utilisation over days
 DIALECT_PARTS: dict[str, dict[str, str]] = {
@@ -212,6 +227,27 @@ b AS (
     AND (i.paid_at IS NULL OR CAST(i.paid_at AS DATE) > p.snap)
   GROUP BY i.account_id
 ),
+-- conversations: the customer's share of talk time per call, the customer's sentence-weighted
+-- sentiment, and keyword-tracker hits for competitors and pricing
+conv AS (
+  SELECT s.account_id,
+    SUM(CASE WHEN s.affiliation = 'external' AND s.talk_ratio IS NOT NULL THEN s.talk_ratio ELSE 0 END)
+      / NULLIF(COUNT(DISTINCT CASE WHEN s.talk_ratio IS NOT NULL THEN s.call_id END), 0) AS customer_talk_ratio_90d,
+    SUM(CASE WHEN s.affiliation = 'external' AND s.sentiment IS NOT NULL THEN s.sentiment * s.sentences END)
+      / NULLIF(SUM(CASE WHEN s.affiliation = 'external' AND s.sentiment IS NOT NULL THEN s.sentences END), 0)
+      AS customer_sentiment_90d
+  FROM gong_speaker_stats s, p
+  WHERE CAST(s.started AS DATE) <= p.snap AND CAST(s.started AS DATE) > {ago90}
+  GROUP BY s.account_id
+),
+trk AS (
+  SELECT k.account_id,
+    SUM(CASE WHEN LOWER(k.name) IN ({competitor_trackers}) THEN k."count" ELSE 0 END) AS competitor_mentions_90d,
+    SUM(CASE WHEN LOWER(k.name) IN ({pricing_trackers}) THEN k."count" ELSE 0 END) AS pricing_mentions_90d
+  FROM gong_call_trackers k, p
+  WHERE k.kind = 'tracker' AND CAST(k.started AS DATE) <= p.snap AND CAST(k.started AS DATE) > {ago90}
+  GROUP BY k.account_id
+),
 renewal_opps AS (
   SELECT o.account_id, o.close_date, {completeness} AS completeness
   FROM raw_sf_opportunities o, p
@@ -244,6 +280,9 @@ SELECT acct.account_id, acct.snap AS snapshot_date, acct.segment, acct.plan, acc
   COALESCE(t.tickets_90d, 0) AS tickets_90d, COALESCE(t.high_tickets_90d, 0) AS high_tickets_90d,
   COALESCE(t.open_tickets, 0) AS open_tickets, COALESCE(b.overdue_invoices, 0) AS overdue_invoices,
   renewal.meddpicc_completeness,
+  conv.customer_talk_ratio_90d, conv.customer_sentiment_90d,
+  COALESCE(trk.competitor_mentions_90d, 0) AS competitor_mentions_90d,
+  COALESCE(trk.pricing_mentions_90d, 0) AS pricing_mentions_90d,
   -- known only once the whole window is observed; a partial window would label only the churners
   CASE WHEN acct.label_end <= (SELECT MAX(usage_date) FROM raw_product_usage)
     THEN COALESCE(acct.churn_date <= acct.label_end, FALSE)
@@ -256,6 +295,8 @@ LEFT JOIN c ON c.account_id = acct.account_id
 LEFT JOIN t ON t.account_id = acct.account_id
 LEFT JOIN b ON b.account_id = acct.account_id
 LEFT JOIN renewal ON renewal.account_id = acct.account_id
+LEFT JOIN conv ON conv.account_id = acct.account_id
+LEFT JOIN trk ON trk.account_id = acct.account_id
 ORDER BY acct.account_id
 """
 
@@ -269,7 +310,17 @@ def render_features_sql(dialect: str) -> str:
         util=_UTIL,
         completeness=_COMPLETENESS,
         tenure="DATE_DIFF('day', acct.customer_since, acct.snap)",
+        competitor_trackers=_names(COMPETITOR_TRACKERS),
+        pricing_trackers=_names(PRICING_TRACKERS),
     )
+
+
+def _names(names: tuple[str, ...]) -> str:
+    """A SQL list of lower-case name literals (constants of this module, checked to be plain words)."""
+    for n in names:
+        if not n.replace(" ", "").isalnum():
+            raise ValueError(f"tracker name {n!r} must be letters, digits and spaces")
+    return ", ".join(f"'{n.lower()}'" for n in names)
 
 
 # The renderings (parameters: :func:`features_params`). FEATURES_SQL takes (snapshot, horizon days).
@@ -330,6 +381,8 @@ class FeatureConfig(dg.Config):
         "raw_billing_invoices",
         "raw_gong_calls",
         "gong_call_sentiment",
+        "gong_speaker_stats",
+        "gong_call_trackers",
     ],
     description=FEATURES.description,
     metadata={"dagster/column_schema": column_schema(FEATURES)},
@@ -342,6 +395,8 @@ def account_features(
     window = context.partition_time_window
     snapshots = pd.date_range(window.start.date(), window.end.date(), freq="MS", inclusive="left")
     sql = features_sql(warehouse.dialect)
+    for schema in CONVERSATION_TABLES:  # an empty table before the first conversation sync
+        warehouse.ensure_table(schema)
     frames = []
     for snap in snapshots:
         frames.append(

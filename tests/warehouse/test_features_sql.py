@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from assets import features as F
+from assets.conversations import CALL_TRACKERS, SPEAKER_STATS
 from assets.gong import CALLS
 from assets.product import INVOICES, USAGE
 from assets.salesforce import ACCOUNTS, CASES, OPPORTUNITIES
@@ -39,7 +40,7 @@ def row(schema, **values):
 
 def world(until: dt.date, seed: int = 3) -> dict:
     """A small world with every source the features read, with events up to ``until``."""
-    acc, use, calls, sent, cases, inv, opps = [], [], [], [], [], [], []
+    acc, use, calls, sent, cases, inv, opps, speakers, trackers = [], [], [], [], [], [], [], [], []
     for i in range(8):
         a = f"001A{i}"
         rnd = random.Random(f"{seed}-{i}")  # per account: later days never shift earlier draws
@@ -80,9 +81,40 @@ def world(until: dt.date, seed: int = 3) -> dict:
                 )
             if rnd.random() < 0.05:
                 cid = f"call-{a}-{day}"
-                calls.append(
-                    row(CALLS, call_id=cid, account_id=a, started=dt.datetime.combine(day, dt.time(15, 30)))
-                )
+                started = dt.datetime.combine(day, dt.time(15, 30))
+                calls.append(row(CALLS, call_id=cid, account_id=a, started=started))
+                share = rnd.uniform(0.2, 0.7)  # the customer's talk share
+                for sid, aff, ratio, n in (
+                    ("rep", "internal", 1 - share, 12),
+                    ("cust", "external", share, 8),
+                ):
+                    speakers.append(
+                        row(
+                            SPEAKER_STATS,
+                            call_id=cid,
+                            account_id=a,
+                            started=started,
+                            speaker_id=f"{sid}-{a}",
+                            affiliation=aff,
+                            talk_seconds=1800 * ratio,
+                            talk_ratio=ratio,
+                            sentences=n,
+                            sentiment=rnd.uniform(-1, 1),
+                        )
+                    )
+                for name in ("Competitors", "Pricing", "Next Steps"):
+                    if rnd.random() < 0.6:
+                        trackers.append(
+                            row(
+                                CALL_TRACKERS,
+                                call_id=cid,
+                                account_id=a,
+                                started=started,
+                                name=name,
+                                kind="tracker",
+                                count=rnd.randint(1, 4),
+                            )
+                        )
                 sent.append(
                     row(
                         F.SENTIMENT,
@@ -158,6 +190,8 @@ def world(until: dt.date, seed: int = 3) -> dict:
         CASES: cases,
         INVOICES: inv,
         OPPORTUNITIES: opps,
+        SPEAKER_STATS: speakers,
+        CALL_TRACKERS: trackers,
     }
 
 
@@ -196,6 +230,7 @@ def test_firebolt_rendering_matches_duckdb(tmp_path, standin):
         d, f = features(duck, snap), features(fire, snap)
         assert len(d) >= 5
         assert d["usage_slope_90d"].notna().sum() > 0 and d["tickets_90d"].sum() > 0
+        assert d["customer_talk_ratio_90d"].notna().sum() > 0 and d["competitor_mentions_90d"].sum() > 0
         if snap == SNAP:  # renewals are created in April 2025
             assert d["meddpicc_completeness"].notna().sum() > 0 and d["overdue_invoices"].sum() > 0
         assert_same(d, f, [c for c in F.FEATURES.column_names if c != "account_id"])
@@ -247,3 +282,38 @@ def test_seats_and_arr_are_the_values_in_force_on_the_snapshot(tmp_path):
     assert by[SNAP].loc["001A3", "seats"] == 20 and by[SNAP].loc["001A3", "arr"] == pytest.approx(4000.0)
     assert by[dt.date(2025, 9, 1)].loc["001A3", "seats"] == 26  # after its expansion
     assert by[dt.date(2025, 9, 1)].loc["001A3", "arr"] == pytest.approx(5200.0)
+
+
+def test_conversation_features_come_from_the_calls_in_the_window(tmp_path):
+    """Customer talk ratio, customer sentiment and tracker mentions equal their recomputation from
+    the calls started in the 90 days up to the snapshot (Firebolt: the rendering test compares them)."""
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    data = world(until=dt.date(2025, 12, 31))
+    load(warehouse, data)
+    got = features(warehouse).set_index("account_id")
+    lo, hi = SNAP - dt.timedelta(days=90), SNAP
+    speakers = pd.DataFrame(data[SPEAKER_STATS])
+    speakers = speakers[(speakers["started"].dt.date > lo) & (speakers["started"].dt.date <= hi)]
+    trackers = pd.DataFrame(data[CALL_TRACKERS])
+    trackers = trackers[(trackers["started"].dt.date > lo) & (trackers["started"].dt.date <= hi)]
+    checked = 0
+    for account, g in speakers.groupby("account_id"):
+        if account not in got.index:
+            continue  # churned before the snapshot
+        cust = g[g["affiliation"] == "external"]
+        assert got.loc[account, "customer_talk_ratio_90d"] == pytest.approx(
+            cust["talk_ratio"].sum() / g["call_id"].nunique()
+        )
+        weighted = (cust["sentiment"] * cust["sentences"]).sum() / cust["sentences"].sum()
+        assert got.loc[account, "customer_sentiment_90d"] == pytest.approx(weighted)
+        t = trackers[trackers["account_id"] == account]
+        assert got.loc[account, "competitor_mentions_90d"] == t.loc[t["name"] == "Competitors", "count"].sum()
+        assert got.loc[account, "pricing_mentions_90d"] == t.loc[t["name"] == "Pricing", "count"].sum()
+        checked += 1
+    assert checked >= 4
+    silent = [a for a in got.index if a not in set(speakers["account_id"])]
+    for account in silent:  # no call in the window: no ratio or sentiment, zero mentions
+        assert (
+            pd.isna(got.loc[account, "customer_talk_ratio_90d"])
+            and got.loc[account, "pricing_mentions_90d"] == 0
+        )
