@@ -123,14 +123,15 @@ class Agent:
         if self._state is None:
             from revops_pipelines.agents.state import AgentState
 
-            path = self.runtime.state_path
+            path, tenant = self.runtime.state_path, self.runtime.tenant_id
             if path is None:
                 from revops_pipelines.settings import load_settings
 
-                path = str(load_settings(tenant=self.runtime.tenant_id).state_dir / "agent_state.sqlite")
+                settings = load_settings(tenant=tenant)  # REVOPS_TENANT when the runtime names none
+                path, tenant = str(settings.state_dir / "agent_state.sqlite"), settings.tenant_id
             from revops_pipelines.tenancy import check_location
 
-            check_location("home", path, self.runtime.tenant_id)
+            check_location("home", path, tenant)
             self._state = AgentState(path)
         return self._state
 

@@ -38,11 +38,18 @@ def now_iso() -> str:
 
 def default_path(agents: Any = None) -> Path:
     """Beside the agent state: the runtime's ``state_path`` folder, else the settings' state dir."""
-    if agents is not None and getattr(agents, "state_path", None):
-        return Path(agents.state_path).parent / "flow_state.sqlite"
-    from revops_pipelines.settings import load_settings
+    from revops_pipelines.tenancy import check_location
 
-    return load_settings().state_dir / "flow_state.sqlite"
+    tenant = getattr(agents, "tenant_id", None)
+    if agents is not None and getattr(agents, "state_path", None):
+        path = Path(agents.state_path).parent / "flow_state.sqlite"
+    else:
+        from revops_pipelines.settings import load_settings
+
+        settings = load_settings(tenant=tenant)  # REVOPS_TENANT when no runtime says otherwise
+        tenant, path = settings.tenant_id, settings.state_dir / "flow_state.sqlite"
+    check_location("home", str(path), tenant)  # a tenant's flow state stays in its folder
+    return path
 
 
 class FlowState(SqliteStore):

@@ -398,6 +398,17 @@ def test_cli_lists_and_validates_tenants(tenants, tmp_path):
     assert unknown.exit_code == 2 and "invalid tenant id" in unknown.output
 
 
+def test_cli_commands_follow_revops_tenant(tenants, monkeypatch):
+    from revops_pipelines.cli import main
+    from revops_pipelines.flows.state import default_path
+
+    monkeypatch.setenv("REVOPS_TENANT", "alpha")
+    flows = CliRunner().invoke(main, ["flows", "list"])
+    assert flows.exit_code == 0, flows.output
+    assert "alpha_watch" in flows.output and "beta_watch" not in flows.output
+    assert default_path() == tenants.resolve() / "tenants" / "alpha" / "state" / "flow_state.sqlite"
+
+
 @pytest.mark.slow
 def test_generated_workspace_loads_one_code_location_per_tenant(tenants, tmp_path):
     from revops_pipelines.cli import main
