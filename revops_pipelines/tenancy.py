@@ -44,6 +44,8 @@ ENV_VAR_NAME = re.compile(r"^[A-Z][A-Z0-9_]{1,127}$")
 CREDENTIAL_VARS = (
     "GONG_ACCESS_KEY",
     "GONG_ACCESS_KEY_SECRET",
+    "GONG_OAUTH_ACCESS_TOKEN",
+    "GONG_API_BASE_URL",  # not a secret, but per customer for Gong OAuth apps
     "SALESFORCE_CLIENT_ID",
     "SALESFORCE_CLIENT_SECRET",
     "HUBSPOT_ACCESS_TOKEN",
