@@ -269,6 +269,27 @@ def test_resources_refuse_locations_outside_their_tenant(tenants, monkeypatch):
     ]
 
 
+def test_object_store_prefixes_and_firebolt_databases_are_checked_too(tenants, monkeypatch):
+    from revops_pipelines.kb.resource import KnowledgeBaseResource
+    from revops_pipelines.model_store import ModelStore
+    from revops_pipelines.warehouse.firebolt import FireboltWarehouse
+
+    monkeypatch.setenv("REVOPS_MODEL_STORE_URI", "s3://bucket/models")
+    monkeypatch.setenv("REVOPS_VECTOR_URI", "s3://bucket/kb")
+    monkeypatch.setenv("REVOPS_WAREHOUSE", "firebolt")
+    monkeypatch.setenv("FIREBOLT_URL", "http://127.0.0.1:9")  # never reached: refused before connecting
+    for uri in ("s3://bucket/models/tenants/beta", "s3://bucket/models/tenants/alpha/../beta", "s3://bucket"):
+        with pytest.raises(TenantIsolationError):
+            ModelStore(uri=uri, tenant="alpha").versions("churn_lgbm")
+    with pytest.raises(TenantIsolationError):
+        KnowledgeBaseResource(uri="s3://bucket/kb/tenants/beta", tenant="alpha").open()
+    with pytest.raises(TenantIsolationError, match="default tenant"):
+        KnowledgeBaseResource(uri="s3://bucket/kb/tenants/alpha").open()
+    with pytest.raises(TenantIsolationError, match="'revops_beta' is outside"):
+        FireboltWarehouse(database="revops_beta", url="http://127.0.0.1:9", tenant="alpha").query("SELECT 1")
+    assert definitions_for("alpha").resources["warehouse"].database == "revops_alpha"
+
+
 def test_model_store_namespaces_do_not_cross(tenants):
     from revops_pipelines.model_store import ModelNotFound
 
