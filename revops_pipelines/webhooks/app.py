@@ -22,12 +22,12 @@ is acknowledged again and stored once): ``{"accepted": n, "duplicates": m, "even
 
 from __future__ import annotations
 
-import asyncio
 import json
 from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import URL
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -55,11 +55,23 @@ def load_secrets(env: dict[str, str] | None = None) -> dict[str, ApiKeyCredentia
     return out
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any):
-    return JSONResponse({"error": code, "message": message, **extra}, status_code=status, headers=headers)
+Reply = tuple[int, dict[str, Any], dict[str, str]]
+
+
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Reply:
+    return status, {"error": code, "message": message, **extra}, headers or {}
+
+
+class _Disconnected(Exception):
+    pass
 
 
 class Receiver:
+    """The ``/webhooks/{source}`` endpoint, a plain ASGI callable inside Starlette's routing (no
+    per-request Request/Response objects on the hot path)."""
+
     def __init__(
         self,
         settings: Settings,
@@ -82,41 +94,59 @@ class Receiver:
             self._writer.close()
             self._writer = None
 
-    async def _body(self, request: Request) -> bytes | Response:
-        declared = request.headers.get("content-length")
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            status, payload, headers = await self.handle(scope, receive)
+        except _Disconnected:
+            return
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        raw_headers += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _body(self, headers: dict[str, str], receive: Any) -> bytes | Reply:
+        declared = headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.max_bytes:
             return self._too_large()
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > self.max_bytes:
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:  # stop reading: the rest of an oversize body is never buffered
                 return self._too_large()
-        return bytes(body)
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return b"".join(chunks)
 
-    def _too_large(self) -> Response:
+    def _too_large(self) -> Reply:
         return _error(413, "body_too_large", f"request body exceeds {self.max_bytes} bytes")
 
-    def _verify(self, source: str, secret: str, request: Request, body: bytes) -> str | None:
-        headers = request.headers
+    def _verify(
+        self, source: str, secret: str, scope: dict[str, Any], headers: dict[str, str], body: bytes
+    ) -> str | None:
         if source == "slack":
             sig.verify_slack(secret, headers, body)
             return None
         if source == "hubspot":
-            uri = str(request.url)
+            url = URL(scope=scope)
+            uri = str(url)
             if self.settings.webhook_public_url:
-                query = f"?{request.url.query}" if request.url.query else ""
-                uri = self.settings.webhook_public_url + request.url.path + query
-            sig.verify_hubspot_v3(secret, request.method, uri, headers, body)
+                uri = self.settings.webhook_public_url + url.path + (f"?{url.query}" if url.query else "")
+            sig.verify_hubspot_v3(secret, scope["method"], uri, headers, body)
             return None
         return sig.verify_generic(secret, headers, body)
 
-    async def receive(self, request: Request) -> Response:
-        source = request.path_params["source"]
+    async def handle(self, scope: dict[str, Any], receive: Any) -> Reply:
+        source = scope["path_params"]["source"]
         if source not in WEBHOOK_SOURCES:
             return _error(
                 404, "unknown_source", f"unknown source {source!r} (one of {list(WEBHOOK_SOURCES)})"
             )
-        client = request.client.host if request.client else "unknown"
+        client = scope["client"][0] if scope.get("client") else "unknown"
         retry_after = self.limiter.check(source, client)
         if retry_after:
             return _error(
@@ -132,14 +162,15 @@ class Receiver:
                 "source_not_configured",
                 f"{source} webhooks are not configured: set {webhook_secret_var(source)}",
             )
-        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        media = headers.get("content-type", "").split(";")[0].strip().lower()
         if media != "application/json":
             return _error(415, "unsupported_media_type", "Content-Type must be application/json")
-        body = await self._body(request)
-        if isinstance(body, Response):
+        body = await self._body(headers, receive)
+        if isinstance(body, tuple):
             return body
         try:
-            nonce = self._verify(source, cred.token.get_secret_value(), request, body)
+            nonce = self._verify(source, cred.token.get_secret_value(), scope, headers, body)
         except sig.SignatureError as e:
             log.info(f"webhook {source} from {client} rejected: {e.code}")
             return _error(401, e.code, str(e))
@@ -152,20 +183,19 @@ class Receiver:
         except UnicodeDecodeError:
             return _error(400, "malformed_json", "body is not UTF-8")
         try:
-            events = normalise(source, doc)
+            events = normalise(source, doc, body)
         except ValidationFailed as e:
             return _error(422, "invalid_payload", "payload does not match its schema", problems=e.problems)
         if isinstance(events, Challenge):
-            return JSONResponse({"challenge": events.challenge})
-        outcome = await asyncio.wrap_future(self.writer.submit(Submission(source, events, nonce)))
+            return 200, {"challenge": events.challenge}, {}
+        outcome = await self.writer.submit_async(Submission(source, events, nonce))
         if outcome.replayed_nonce:
             return _error(409, "replayed_nonce", f"{sig.GENERIC_NONCE} was already used (replay)")
-        return JSONResponse(
-            {
-                "accepted": len(outcome.stored),
-                "duplicates": len(outcome.duplicates),
-                "event_ids": outcome.stored + outcome.duplicates,
-            }
+        ids = outcome.stored + outcome.duplicates
+        return (
+            200,
+            {"accepted": len(outcome.stored), "duplicates": len(outcome.duplicates), "event_ids": ids},
+            {},
         )
 
 
@@ -270,7 +300,13 @@ def create_app(
         return JSONResponse(openapi)
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "sources": sorted(receiver.secrets)})
+        w = receiver._writer
+        stats = (
+            {"commits": w.batches, "requests": w.submissions, "commit_s": round(w.commit_seconds, 3)}
+            if w
+            else {}
+        )
+        return JSONResponse({"status": "ok", "sources": sorted(receiver.secrets), "writer": stats})
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
@@ -279,7 +315,7 @@ def create_app(
 
     app = Starlette(
         routes=[
-            Route("/webhooks/{source}", receiver.receive, methods=["POST"]),
+            Route("/webhooks/{source}", receiver, methods=["POST"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],

@@ -164,8 +164,10 @@ def _snake(s: str) -> str:
     return re.sub(r"(?<!^)([A-Z])", r"_\1", s).lower().replace(".", "_")
 
 
-def normalise(source: str, doc: Any) -> list[NewEvent] | Challenge:
-    """Validate ``doc`` (parsed JSON) for ``source`` and turn it into events to store."""
+def normalise(source: str, doc: Any, raw: bytes | None = None) -> list[NewEvent] | Challenge:
+    """Validate ``doc`` (parsed JSON) for ``source`` and turn it into events to store. A generic/Gong
+    event is stored as received (``raw``, the request body, when given); Slack's and HubSpot's are
+    stored as validated (Slack's legacy ``token`` dropped; one row per HubSpot event)."""
     if source in ("generic", "gong"):
         env = _validate(Envelope, doc)
         et = EVENT_TYPES.get(env.event_type)
@@ -179,8 +181,7 @@ def normalise(source: str, doc: Any) -> list[NewEvent] | Challenge:
             raise ValidationFailed(
                 "payload", [f"entity.type: {env.event_type} needs an entity of type {list(et.entity_types)}"]
             )
-        data = _validate(et.data, env.data, "data.")
-        payload = {**env.model_dump(mode="json"), "data": data.model_dump(mode="json")}
+        _validate(et.data, env.data, "data.")
         return [
             NewEvent(
                 source,
@@ -189,7 +190,8 @@ def normalise(source: str, doc: Any) -> list[NewEvent] | Challenge:
                 env.entity.type,
                 env.entity.id,
                 env.occurred_at.isoformat(),
-                payload,
+                doc,
+                raw.decode() if raw is not None else None,
             )
         ]
     if source == "slack":

@@ -17,6 +17,7 @@ future, so no acknowledgement precedes durability and a burst costs one fsync pe
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import json
 import queue
@@ -66,6 +67,7 @@ class NewEvent:
     entity_id: str | None
     occurred_at: str | None
     payload: dict[str, Any]
+    payload_json: str | None = None  # the payload as received, when it is stored verbatim
 
 
 @dataclass
@@ -134,43 +136,70 @@ class EventStore(SqliteStore):
         return conn
 
     # ---- writes -------------------------------------------------------------------------------------
+    def _existing(self, c: sqlite3.Connection, sql: str, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of ``(source, value)`` keys are already stored (``sql`` selects source, value)."""
+        found: set[tuple[str, str]] = set()
+        by_source: dict[str, list[str]] = {}
+        for source, value in keys:
+            by_source.setdefault(source, []).append(value)
+        for source, values in by_source.items():
+            for i in range(0, len(values), 900):
+                chunk = values[i : i + 900]
+                marks = ", ".join("?" for _ in chunk)
+                found |= set(c.execute(sql.format(marks=marks), (source, *chunk)).fetchall())
+        return found
+
     def submit_many(self, subs: list[Submission]) -> list[Outcome]:
-        """Record every submission in ONE transaction (durable when this returns)."""
+        """Record every submission in ONE transaction (durable when this returns).
+
+        Inside the write transaction (no other writer can interleave) it looks up which nonces and
+        event ids exist, decides per submission in Python, then inserts with one ``executemany`` per
+        table — a handful of SQLite calls per batch, however large.
+        """
         c = self._conn()
         now, now_s = time.time(), _now()
-        outcomes = []
         c.execute("BEGIN IMMEDIATE")
         try:
+            seen_nonces = self._existing(
+                c,
+                "SELECT source, nonce FROM nonces WHERE source = ? AND nonce IN ({marks})",
+                {(s.source, s.nonce) for s in subs if s.nonce is not None},
+            )
+            seen_events = self._existing(
+                c,
+                "SELECT source, event_id FROM events WHERE source = ? AND event_id IN ({marks})",
+                {(e.source, e.event_id) for s in subs for e in s.events},
+            )
+            outcomes, nonce_rows, event_rows = [], [], []
             for sub in subs:
                 out = Outcome()
                 if sub.nonce is not None:
-                    cur = c.execute(
-                        "INSERT OR IGNORE INTO nonces (source, nonce, seen_at) VALUES (?, ?, ?)",
-                        (sub.source, sub.nonce, now),
-                    )
-                    if cur.rowcount == 0:
+                    if (sub.source, sub.nonce) in seen_nonces:
                         out.replayed_nonce = True
                         outcomes.append(out)
                         continue
+                    seen_nonces.add((sub.source, sub.nonce))
+                    nonce_rows.append((sub.source, sub.nonce, now))
                 for e in sub.events:
-                    cur = c.execute(
-                        "INSERT INTO events (source, event_id, event_type, entity_type, entity_id, "
-                        "occurred_at, payload, received_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                        "ON CONFLICT (source, event_id) DO NOTHING",
-                        (
-                            e.source,
-                            e.event_id,
-                            e.event_type,
-                            e.entity_type,
-                            e.entity_id,
-                            e.occurred_at,
-                            json.dumps(e.payload, separators=(",", ":")),
-                            now_s,
-                            now_s,
-                        ),
+                    if (e.source, e.event_id) in seen_events:
+                        out.duplicates.append(e.event_id)
+                        continue
+                    seen_events.add((e.source, e.event_id))
+                    out.stored.append(e.event_id)
+                    payload = e.payload_json or json.dumps(e.payload, separators=(",", ":"))
+                    event_rows.append(
+                        (e.source, e.event_id, e.event_type, e.entity_type, e.entity_id, e.occurred_at)
+                        + (payload, now_s, now_s)
                     )
-                    (out.stored if cur.rowcount else out.duplicates).append(e.event_id)
                 outcomes.append(out)
+            if nonce_rows:
+                c.executemany("INSERT INTO nonces (source, nonce, seen_at) VALUES (?, ?, ?)", nonce_rows)
+            if event_rows:
+                c.executemany(
+                    "INSERT INTO events (source, event_id, event_type, entity_type, entity_id, "
+                    "occurred_at, payload, received_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    event_rows,
+                )
             if now - self._last_prune > 60:
                 c.execute("DELETE FROM nonces WHERE seen_at < ?", (now - NONCE_TTL_S,))
                 self._last_prune = now
@@ -250,6 +279,20 @@ class EventStore(SqliteStore):
         return {r[0] for r in self._conn().execute(sql, args).fetchall()}
 
 
+def _settle(fut: Any, out: Any) -> None:
+    if fut.done():  # an asyncio waiter may have been cancelled (client went away); the row is stored
+        return
+    if isinstance(out, BaseException):
+        fut.set_exception(out)
+    else:
+        fut.set_result(out)
+
+
+def _settle_all(pairs: list[tuple[asyncio.Future, Any]]) -> None:
+    for fut, out in pairs:
+        _settle(fut, out)
+
+
 class GroupCommitWriter:
     """One writer thread: commits everything queued in one transaction, then resolves the futures."""
 
@@ -258,10 +301,19 @@ class GroupCommitWriter:
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
         self._thread.start()
-        self.batches = 0
+        self.batches = self.submissions = 0
+        self.commit_seconds = 0.0
 
     def submit(self, sub: Submission) -> concurrent.futures.Future:
         fut: concurrent.futures.Future = concurrent.futures.Future()
+        self._q.put((sub, fut))
+        return fut
+
+    def submit_async(self, sub: Submission) -> asyncio.Future:
+        """For an event loop: the future resolves on it once ``sub`` is committed (one wake-up of the
+        loop per committed batch, not per request)."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         self._q.put((sub, fut))
         return fut
 
@@ -280,15 +332,23 @@ class GroupCommitWriter:
                     self._q.put(None)
                     break
                 batch.append(nxt)
+            t = time.perf_counter()
             try:
-                outcomes = self.store.submit_many([s for s, _ in batch])
+                outcomes: list[Any] = self.store.submit_many([s for s, _ in batch])
             except Exception as e:  # nothing committed: every request in the batch gets the error
-                for _, fut in batch:
-                    fut.set_exception(e)
-                continue
-            self.batches += 1
+                outcomes = [e] * len(batch)
+            else:
+                self.commit_seconds += time.perf_counter() - t
+                self.batches += 1
+                self.submissions += len(batch)
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any]]] = {}
             for (_, fut), out in zip(batch, outcomes, strict=True):
-                fut.set_result(out)
+                if isinstance(fut, asyncio.Future):
+                    by_loop.setdefault(fut.get_loop(), []).append((fut, out))
+                else:
+                    _settle(fut, out)
+            for loop, pairs in by_loop.items():
+                loop.call_soon_threadsafe(_settle_all, pairs)
 
     def close(self) -> None:
         self._q.put(None)
