@@ -78,7 +78,7 @@ def sample_generate(seed: int, accounts: int, months: int, out: Path) -> None:
 # ---- flows --------------------------------------------------------------------------------------
 @main.group()
 def flows() -> None:
-    """YAML flows: list, validate, show, run, state, approve, export-asl, schema."""
+    """YAML flows: list, validate, show, run, state, approve, export-asl, schema, builder."""
 
 
 @flows.command("validate")
@@ -286,6 +286,24 @@ def flows_schema(out: Path | None) -> None:
         click.echo(f"wrote {out}")
     else:
         click.echo(schema_text(), nl=False)
+
+
+@flows.command("builder")
+@click.option("--port", type=int, default=8765, show_default=True, help="Port on 127.0.0.1.")
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Flows folder to edit and save into (default: the first REVOPS_FLOWS_DIR folder).",
+)
+def flows_builder(port: int, folder: Path | None) -> None:
+    """Serve the flow builder page (form + step graph, live validation, saves YAML) on 127.0.0.1."""
+    from revops_pipelines.flows import builder
+    from revops_pipelines.flows.loader import folders
+
+    target = folder or folders(_default_flows())[0]
+    click.echo(f"flow builder for {target}: http://127.0.0.1:{port}/  (Ctrl-C stops it)")
+    builder.serve(target, port=port)
 
 
 def _default_flows() -> Path:

@@ -79,8 +79,11 @@ def _key_node(root: yaml.Node, loc: list[Any]) -> yaml.Node:
 def load_flow(path: str | Path) -> FlowSpec:
     """Parse and fully validate one flow file (schema, references, cycles, agents, actions, parameters)."""
     path = Path(path)
-    name = str(path)
-    text = path.read_text(encoding="utf-8")
+    return parse_flow(path.read_text(encoding="utf-8"), str(path))
+
+
+def parse_flow(text: str, name: str = "<flow>") -> FlowSpec:
+    """Validate flow YAML text as :func:`load_flow` does; problems name ``name`` as their file."""
     try:
         root = yaml.compose(text, Loader=_LOADER)
         data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader (libyaml's when present)
