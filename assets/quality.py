@@ -18,6 +18,9 @@ from revops_pipelines.checks import (
     partition_anomaly_check,
     schema_drift_check,
 )
+from revops_pipelines.errors import RevOpsError
+from revops_pipelines.sources import SampleWorldSource
+from revops_pipelines.warehouse import Warehouse
 
 USAGE_REF = ("raw_product_usage", "usage_date")
 
@@ -66,6 +69,66 @@ def _tables_with_assets():
     return [t for mod in DOMAINS for t in getattr(mod, "TABLES", []) if t.name in keys]
 
 
+# Every raw source and the raw table it feeds first (the stand-ins serve these files; derived
+# objects such as opportunity history, tasks, deals or call parties come from the same files).
+SOURCE_FILES = {
+    "raw_sf_accounts": "salesforce/Account.jsonl",
+    "raw_sf_contacts": "salesforce/Contact.jsonl",
+    "raw_sf_opportunities": "salesforce/Opportunity.jsonl",
+    "raw_sf_cases": "salesforce/Case.jsonl",
+    "raw_hs_companies": "hubspot/companies.jsonl",
+    "raw_hs_contacts": "hubspot/contacts.jsonl",
+    "raw_gong_calls": "gong/calls.jsonl",
+    "raw_gong_transcripts": "gong/transcripts.jsonl",
+    "raw_billing_invoices": "billing/invoices.jsonl",
+    "raw_product_usage": "product/usage_daily.parquet",
+}
+
+
+def observe_source_file(src: SampleWorldSource, relpath: str) -> dict[str, str]:
+    """Field -> type of one source file: a Parquet file's column types (read without its rows),
+    or the flattened JSON records of a ``.jsonl`` file (the first records)."""
+    from revops_pipelines.warehouse.source_schema import arrow_schema, infer_schema
+
+    if relpath.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return arrow_schema(pq.read_schema(src.root / relpath))
+    return infer_schema(src.records(relpath))
+
+
+def source_schema_check(asset: str, relpath: str) -> dg.AssetChecksDefinition:
+    """The source feeding ``asset`` against its recorded schema: new fields warn, removed fields and
+    changed types fail (severity ERROR), the diff is in the metadata. The first observation is
+    recorded as the baseline; ``revops warehouse accept-source-schema`` accepts a drift."""
+
+    @dg.asset_check(
+        asset=asset,
+        name=f"{asset}_source_schema",
+        blocking=False,
+        description=f"source {relpath}: fields and types as recorded (new: warning; removed or retyped: error)",
+    )
+    def _check(warehouse: Warehouse, sample_world: SampleWorldSource) -> dg.AssetCheckResult:
+        from revops_pipelines.warehouse.source_schema import observe
+
+        try:
+            observed = observe_source_file(sample_world, relpath)
+        except (RevOpsError, OSError, ValueError) as err:
+            return dg.AssetCheckResult(
+                passed=False,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"source": relpath, "problem": f"source not readable: {err}"},
+            )
+        obs = observe(warehouse, relpath, observed)
+        md = {k: (dg.MetadataValue.json(v) if isinstance(v, dict) else v) for k, v in obs.metadata().items()}
+        if not obs.diff:
+            return dg.AssetCheckResult(passed=True, metadata=md)
+        severity = dg.AssetCheckSeverity.ERROR if obs.diff.breaking else dg.AssetCheckSeverity.WARN
+        return dg.AssetCheckResult(passed=False, severity=severity, metadata=md)
+
+    return _check
+
+
 CHECKS = [
     # accepted values
     accepted_values_check("raw_sf_accounts", "plan", ("Starter", "Growth", "Scale", "Enterprise")),
@@ -105,4 +168,6 @@ CHECKS = [
     ),
     # schema drift of every raw and feature table
     *[schema_drift_check(t) for t in _tables_with_assets()],
+    # source schema drift: every raw source against its recorded schema
+    *[source_schema_check(asset, relpath) for asset, relpath in SOURCE_FILES.items()],
 ]

@@ -117,3 +117,36 @@ def rebuild_cmd(table: str, yes: bool) -> None:
     except RevOpsError as err:
         _fail(err)
     click.echo(f"{table} rebuilt empty as v{p.version_after}; materialise its asset to reload it")
+
+
+@warehouse.command("accept-source-schema")
+@click.argument("source", required=False)
+def accept_source_schema_cmd(source: str | None) -> None:
+    """Record SOURCE's current fields and types as its schema (after reviewing a drift), or list
+    every source's drift against its recorded schema when SOURCE is omitted."""
+    from assets.quality import SOURCE_FILES, observe_source_file
+    from revops_pipelines.settings import load_settings
+    from revops_pipelines.sources import SampleWorldSource
+    from revops_pipelines.warehouse.source_schema import accept, compare, recorded
+
+    sources = sorted(SOURCE_FILES.values())
+    if source is not None and source not in sources:
+        _fail(RevOpsError(f"unknown source {source!r} (known: {', '.join(sources)})"))
+    try:
+        wh = _warehouse()
+        world = SampleWorldSource(path=str(load_settings().sample_dir))
+        if source:
+            observed = observe_source_file(world, source)
+            accept(wh, source, observed)
+            click.echo(f"{source}: recorded {len(observed)} fields")
+            return
+        for s in sources:
+            base = recorded(wh, s)
+            try:
+                observed = observe_source_file(world, s)
+            except (RevOpsError, OSError, ValueError) as err:
+                click.echo(f"{s:<32} not readable: {err}")
+                continue
+            click.echo(f"{s:<32} {compare(base, observed).summary() if base else 'no recorded schema'}")
+    except (RevOpsError, OSError, ValueError) as err:
+        _fail(err)

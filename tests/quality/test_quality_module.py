@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets import features, gong, hubspot, product, quality, salesforce, sample_world
+from revops_pipelines.sources import SampleWorldSource
 from revops_pipelines.warehouse.duckdb import DuckDBWarehouse
 
 
@@ -13,7 +14,10 @@ def test_quality_checks_resolve_against_the_asset_graph():
     graph = dg.Definitions(
         assets=specs_only,
         asset_checks=quality.CHECKS,
-        resources={"warehouse": DuckDBWarehouse(path=":memory:")},
+        resources={
+            "warehouse": DuckDBWarehouse(path=":memory:"),
+            "sample_world": SampleWorldSource(path="/nonexistent"),
+        },
     ).resolve_asset_graph()
     specs = {k.name: graph.get_check_spec(k) for k in graph.asset_check_keys}
     names = {c.name for chk in quality.CHECKS for c in chk.check_specs}
@@ -25,4 +29,7 @@ def test_quality_checks_resolve_against_the_asset_graph():
         "raw_product_usage_partition_anomaly",
         "raw_sf_accounts_schema_drift",
         "account_features_schema_drift",
+        "raw_sf_accounts_source_schema",
+        "raw_gong_calls_source_schema",
     } <= names
+    assert not specs["raw_hs_companies_source_schema"].blocking

@@ -71,3 +71,21 @@ def test_migrate_schema_history_rebuild(env):
     assert run("rebuild", "cli_accounts").exit_code == 2  # needs --yes
     assert run("rebuild", "cli_accounts", "--yes").exit_code == 0
     assert wh.row_count("cli_accounts") == 0 and run("migrate").exit_code == 0
+
+
+def test_accept_source_schema_lists_drift_and_records_a_reviewed_schema(env, runtime_env):
+    relpath = "salesforce/Account.jsonl"
+    f = runtime_env / "sample_world" / relpath
+    f.parent.mkdir(parents=True)
+    f.write_text(json.dumps({"Id": "001A1", "Seats__c": 3}) + "\n")
+    listed = run("accept-source-schema")
+    assert listed.exit_code == 0 and f"{relpath}" in listed.output and "no recorded schema" in listed.output
+    assert run("accept-source-schema", relpath).output.strip() == f"{relpath}: recorded 2 fields"
+    f.write_text(json.dumps({"Id": "001A1", "Seats__c": "3", "Tier__c": "Gold"}) + "\n")
+    drift = [line for line in run("accept-source-schema").output.splitlines() if line.startswith(relpath)]
+    assert "new field(s) ['Tier__c']" in drift[0] and "Seats__c: integer -> string" in drift[0]
+    run("accept-source-schema", relpath)
+    drift = [line for line in run("accept-source-schema").output.splitlines() if line.startswith(relpath)]
+    assert drift[0].endswith("no drift")
+    bad = CliRunner().invoke(warehouse, ["accept-source-schema", "nope.jsonl"])
+    assert bad.exit_code == 2 and "unknown source 'nope.jsonl'" in bad.output
