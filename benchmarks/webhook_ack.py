@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-0123456789"
 REQUESTS = int(os.environ.get("BENCH_WEBHOOK_REQUESTS", "4000"))
 ROUNDS = 3
-WARMUP = 400
+WARMUP = 4000  # a receiver's steady state: its WAL file has grown to size and is reused
 CONCURRENCY = 64
 
 _BARE = """
