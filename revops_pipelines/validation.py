@@ -17,7 +17,11 @@ from revops_pipelines.errors import ValidationFailed
 class StrictModel(BaseModel):
     """Base of every typed contract: unknown fields are an error, values are validated on assignment."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, str_strip_whitespace=True)
+    # defer_build: a model's validator is built on first use, not at import (loading the Dagster
+    # definitions imports dozens of contracts that a given process mostly never validates)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, str_strip_whitespace=True, defer_build=True
+    )
 
 
 M = TypeVar("M", bound=BaseModel)
