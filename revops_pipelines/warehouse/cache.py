@@ -5,18 +5,26 @@ migrations) gives the written table a new random token in ``_revops_table_versio
 transaction (DuckDB) or right after the statement (Firebolt). A lookup reads the current tokens
 first (one small query), so an entry computed before a write can never be returned after it —
 from this process or any other writing the same warehouse. Hits, misses and evictions are counted.
+
+With ``store_dir`` the results are also kept as Arrow IPC files in that folder (the Data Agent uses
+``$REVOPS_HOME/cache/queries``), so every process on the machine shares them: the key holds the
+warehouse's identity and the version tokens read from the warehouse itself, so another process
+finds an entry only while nothing it read has been written since. Files are written atomically
+(temporary file, then rename); the oldest are removed beyond ``max_files``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from revops_pipelines.errors import WarehouseError
@@ -51,6 +59,7 @@ class CacheStats:
     misses: int = 0
     evictions: int = 0
     entries: int = 0
+    file_hits: int = 0  # hits served from the shared file store (counted in ``hits`` too)
 
     @property
     def hit_rate(self) -> float:
@@ -68,15 +77,85 @@ def table_tokens(wh: Warehouse) -> dict[str, tuple[str, Any]]:
     return {r.table_name: (r.token, r.changed_at) for r in df.itertuples(index=False)}
 
 
-class QueryCache:
-    """An in-process LRU of read-query results in front of one warehouse resource."""
+class FileStore:
+    """Query results as Arrow IPC files named by cache key, shared by every process using ``root``."""
 
-    def __init__(self, warehouse: Warehouse, max_entries: int = 256):
+    def __init__(self, root: str | Path, max_files: int = 4096):
+        if max_files < 1:
+            raise ValueError("max_files must be >= 1")
+        self.root = Path(root)
+        self.max_files = max_files
+
+    def _path(self, key: str) -> Path:
+        if not re.fullmatch(r"[0-9a-f]{64}", key):
+            raise ValueError(f"not a cache key: {key!r}")
+        return self.root / f"{key}.arrow"
+
+    def get(self, key: str) -> pd.DataFrame | None:
+        import pyarrow as pa
+
+        path = self._path(key)
+        try:
+            with pa.memory_map(str(path)) as src:
+                table = pa.ipc.open_file(src).read_all()
+        except FileNotFoundError:
+            return None
+        except (OSError, pa.ArrowInvalid):  # a damaged file is a miss, and goes
+            path.unlink(missing_ok=True)
+            return None
+        return table.to_pandas()
+
+    def put(self, key: str, df: pd.DataFrame) -> bool:
+        """Store ``df`` under ``key``; False when its values cannot be stored as Arrow (then the
+        entry stays in memory only)."""
+        import pyarrow as pa
+
+        try:
+            table = pa.Table.from_pandas(df, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+            return False
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self._path(key)
+        tmp = path.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+                writer.write_table(table)
+            os.replace(tmp, path)  # atomic: a reader sees the whole file or none
+        finally:
+            tmp.unlink(missing_ok=True)
+        self._prune()
+        return True
+
+    def _prune(self) -> None:
+        files = list(self.root.glob("*.arrow"))
+        if len(files) <= self.max_files:
+            return
+        by_age = sorted(files, key=lambda f: f.stat().st_mtime if f.exists() else 0.0)
+        for f in by_age[: len(files) - self.max_files]:
+            f.unlink(missing_ok=True)
+
+    def clear(self) -> None:
+        for f in self.root.glob("*.arrow"):
+            f.unlink(missing_ok=True)
+
+
+class QueryCache:
+    """An in-process LRU of read-query results in front of one warehouse resource, optionally
+    backed by a :class:`FileStore` that other processes share (``store_dir``)."""
+
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        max_entries: int = 256,
+        store_dir: str | Path | None = None,
+        max_files: int = 4096,
+    ):
         if max_entries < 1:
             raise ValueError("max_entries must be >= 1")
         self.warehouse = warehouse
         self.max_entries = max_entries
         self.stats = CacheStats()
+        self.store = FileStore(store_dir, max_files) if store_dir is not None else None
         self._entries: OrderedDict[str, pd.DataFrame] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -102,17 +181,34 @@ class QueryCache:
                 self._entries.move_to_end(key)
                 self.stats.hits += 1
                 return hit.copy()
+        shared = self.store.get(key) if self.store is not None else None
+        if shared is not None:
+            with self._lock:
+                self.stats.hits += 1
+                self.stats.file_hits += 1
+                self._remember(key, shared)
+            return shared.copy()
+        with self._lock:
             self.stats.misses += 1
         df = self.warehouse.query(sql, params)
+        if self.store is not None:
+            self.store.put(key, df)
         with self._lock:
-            self._entries[key] = df.copy()
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
-                self.stats.evictions += 1
-            self.stats.entries = len(self._entries)
+            self._remember(key, df)
         return df
 
+    def _remember(self, key: str, df: pd.DataFrame) -> None:
+        self._entries[key] = df.copy()
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+            self.stats.evictions += 1
+        self.stats.entries = len(self._entries)
+
     def clear(self) -> None:
+        """Forget every entry, in memory and in the shared file store."""
         with self._lock:
             self._entries.clear()
             self.stats.entries = 0
+        if self.store is not None:
+            self.store.clear()
