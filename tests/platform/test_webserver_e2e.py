@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import OVERRIDES, SMALL_WORLD
+from tests.helpers import SMALL_WORLD
 from tests.platform.chromium import devtools_page, require_chromium
 
 pytestmark = pytest.mark.slow
@@ -140,7 +140,8 @@ def dagster_dev(tmp_path_factory):
     flows = root / "flows"
     flows.mkdir()
     (flows / "e2e_tick.yaml").write_text(TICK_FLOW)
-    env = {k: v for k, v in os.environ.items() if k not in OVERRIDES}
+    # the embedded default and nothing else: no inherited REVOPS_*/DAGSTER_* setting (tenant, warehouse, ...)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REVOPS_", "DAGSTER_"))}
     env.update(SMALL_WORLD)
     env.update(
         REVOPS_SAMPLE_ACCOUNTS="200",
