@@ -21,6 +21,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from hashlib import blake2b
+from itertools import chain
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -92,6 +93,50 @@ def tokenize(text: str) -> list[str]:
 
 
 _DEFAULTS = (256, 0.5, 0.2)
+_BLOCK = 8192  # texts per vectorised block: bounds the scratch memory (~16 MB at dim 256)
+_K1, _K2, _K3 = (np.uint64(c) for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
+
+
+def _hash64(feature: str) -> int:
+    return int.from_bytes(blake2b(feature.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def _pair_hash(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of the ordered pair of 64-bit hashes (a, b), elementwise (splitmix64 finaliser)."""
+    x = a * _K1 + b  # uint64 arithmetic wraps around, as intended
+    x = (x ^ (x >> np.uint64(30))) * _K2
+    x = (x ^ (x >> np.uint64(27))) * _K3
+    return x ^ (x >> np.uint64(31))
+
+
+def _first_occurrence(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct ``keys`` in order of first occurrence, and how often each occurs."""
+    uniq, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    slot = np.full(len(keys), -1, dtype=np.int64)
+    slot[first] = np.arange(len(first))
+    order = slot[slot >= 0]  # a permutation found by scattering, not by a second sort
+    return uniq[order], counts[order]
+
+
+class _Growable:
+    """A 1-d numpy array with amortised O(1) appends (no list → array copy per batch)."""
+
+    def __init__(self, dtype: type, initial: Sequence = ()):
+        self.data = np.empty(max(1024, len(initial)), dtype=dtype)
+        self.n = 0
+        self.extend(initial)
+
+    def extend(self, values: Sequence) -> None:
+        k = len(values)
+        if self.n + k > len(self.data):
+            grown = np.empty(max(2 * len(self.data), self.n + k), dtype=self.data.dtype)
+            grown[: self.n] = self.data[: self.n]
+            self.data = grown
+        self.data[self.n : self.n + k] = values
+        self.n += k
+
+    def view(self) -> np.ndarray:
+        return self.data[: self.n]
 
 
 class HashingEmbedder:
@@ -99,11 +144,18 @@ class HashingEmbedder:
 
     Features per text: stemmed word unigrams (weight 1.0), adjacent word bigrams (``bigram_weight``)
     and the character trigrams of each word with boundary marks, ``<sync>`` → ``<sy syn ync nc>``
-    (``char_weight`` each). A feature counted ``c`` times contributes ``weight · (1 + ln c)``
-    (sublinear tf) to one of ``dim`` buckets with a sign, both taken from its blake2b hash.
+    (``char_weight`` each). A word occurring ``c`` times in a text contributes its unigram and its
+    trigrams with ``1 + ln c`` (sublinear tf), a bigram occurring ``c`` times ``bigram_weight · (1 + ln c)``;
+    each feature lands in one of ``dim`` buckets with a sign, both from a 64-bit hash (blake2b of the
+    word or trigram; for a bigram, a fixed integer mix of its two words' hashes).
 
-    Speed: word → (stem, feature ids) and bigram → id are memoised, and counting, weighting and
-    bucketing run in numpy over the whole batch.
+    Speed: each distinct token is tokenised, stemmed and hashed once (memoised as its word's row of
+    (bucket, signed weight) features); a batch is then counted, expanded and bucketed in numpy, in
+    blocks. Vectors do not depend on the batch a text is in or on what the embedder saw before:
+    every text's contributions are summed in the text's own order.
+
+    Version 2 (vs 1): bigrams hashed by the integer mix instead of blake2b of their text, and a
+    trigram shared by two different words of a text counts linearly — both needed for the numpy path.
     """
 
     name = "hashing"
@@ -115,7 +167,7 @@ class HashingEmbedder:
         bigram_weight: float = 0.5,
         char_weight: float = 0.2,
         char_ngrams: bool = True,
-        version: str = "1",
+        version: str = "2",
         cache_size: int = 1_000_000,
     ):
         if dim < 8:
@@ -136,60 +188,77 @@ class HashingEmbedder:
     def __repr__(self) -> str:
         return f"HashingEmbedder(dim={self.dim}, version={self.version!r})"
 
-    # -- feature vocabulary (memo only: ids are local to this object, buckets come from the hash) --
+    # -- memo: token → word row; word row → features (buckets come from the hashes, never the rows) --
     def _reset(self) -> None:
-        self._fid: dict[str, int] = {}
-        self._col: list[int] = []
-        self._val: list[float] = []  # signed weight
-        self._word: dict[str, tuple[str, tuple[int, ...]] | None] = {}
-        self._bigram: dict[tuple[str, str], int] = {}
-        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
+        self._word_of: dict[str, int] = {}  # raw token → word row, -1 for a stop word
+        self._row_of: dict[str, int] = {}  # stem → word row
+        self._trigram: dict[str, tuple[int, float]] = {}
+        self._word_hash = _Growable(np.uint64)
+        self._feat_ptr = _Growable(np.int64, [0])  # word row r's features: [ptr[r], ptr[r + 1])
+        self._feat_bucket = _Growable(np.int64)
+        self._feat_val = _Growable(np.float64)  # signed weight
+        self._new: tuple[list[int], list[tuple[int, float]], list[int]] = ([], [], [])
 
-    def _feature(self, feature: str, weight: float) -> int:
-        fid = self._fid.get(feature)
-        if fid is None:
-            h = int.from_bytes(blake2b(feature.encode("utf-8"), digest_size=8).digest(), "little")
-            fid = len(self._col)
-            self._fid[feature] = fid
-            self._col.append(h % self.dim)
-            self._val.append(-weight if (h >> 63) & 1 else weight)
-            self._arrays = None
-        return fid
+    def _signed(self, h: int, weight: float) -> tuple[int, float]:
+        return h % self.dim, (-weight if (h >> 63) & 1 else weight)
 
-    def _word_entry(self, raw: str) -> tuple[str, tuple[int, ...]] | None:
-        """(stem, feature ids of the stem's unigram + trigrams) or None for a stop word."""
+    def _add_token(self, raw: str) -> int:
         tok = raw.replace("’", "").replace("'", "")
         if tok in STOP_WORDS:
-            entry = None
+            row = -1
         else:
             stem = _stem(tok)
-            ids = [self._feature("w:" + stem, 1.0)]
-            if self.char_weight and len(stem) > 2:
-                w = f"<{stem}>"
-                ids.extend(self._feature("c:" + w[i : i + 3], self.char_weight) for i in range(len(w) - 2))
-            entry = (stem, tuple(ids))
-        self._word[raw] = entry
-        return entry
+            row = self._row_of.get(stem, -1)
+            if row < 0:
+                row = self._add_word(stem)
+        self._word_of[raw] = row
+        return row
 
-    def _bigram_id(self, pair: tuple[str, str]) -> int:
-        fid = self._feature(f"b:{pair[0]} {pair[1]}", self.bigram_weight)
-        self._bigram[pair] = fid
-        return fid
+    def _add_word(self, stem: str) -> int:
+        """A new word row (buffered: :meth:`_flush` appends the rows added by a batch at once)."""
+        h = _hash64("w:" + stem)
+        feats = [self._signed(h, 1.0)]
+        if self.char_weight and len(stem) > 2:
+            w = f"<{stem}>"
+            for i in range(len(w) - 2):
+                tri = w[i : i + 3]
+                f = self._trigram.get(tri)
+                if f is None:
+                    f = self._trigram[tri] = self._signed(_hash64("c:" + tri), self.char_weight)
+                feats.append(f)
+        new = self._new
+        row = self._word_hash.n + len(new[0])
+        self._row_of[stem] = row
+        new[0].append(h)
+        new[1].extend(feats)
+        new[2].append(self._feat_bucket.n + len(new[1]))
+        return row
+
+    def _flush(self) -> None:
+        hashes, feats, ends = self._new
+        if hashes:
+            self._word_hash.extend(hashes)
+            self._feat_bucket.extend([b for b, _ in feats])
+            self._feat_val.extend([v for _, v in feats])
+            self._feat_ptr.extend(ends)
+            self._new = ([], [], [])
 
     def features(self, text: str) -> dict[str, float]:
         """Weighted features of one text before hashing — for explaining a ranking."""
         words = tokenize(text)
-        feats: list[tuple[str, float]] = [("w:" + w, 1.0) for w in words]
+        out: dict[str, float] = {}
+        for word, c in Counter(words).items():
+            tf = 1.0 + math.log(c)
+            out["w:" + word] = tf
+            if self.char_weight and len(word) > 2:
+                w = f"<{word}>"
+                for i in range(len(w) - 2):
+                    key = "c:" + w[i : i + 3]
+                    out[key] = out.get(key, 0.0) + self.char_weight * tf
         if self.bigram_weight:
-            feats += [(f"b:{a} {b}", self.bigram_weight) for a, b in zip(words, words[1:], strict=False)]
-        if self.char_weight:
-            for word in words:
-                if len(word) > 2:
-                    w = f"<{word}>"
-                    feats += [("c:" + w[i : i + 3], self.char_weight) for i in range(len(w) - 2)]
-        counts = Counter(f for f, _ in feats)
-        weight = dict(feats)
-        return {f: weight[f] * (1.0 + math.log(c)) for f, c in counts.items()}
+            for (a, b), c in Counter(zip(words, words[1:], strict=False)).items():
+                out[f"b:{a} {b}"] = self.bigram_weight * (1.0 + math.log(c))
+        return out
 
     # -- public ----------------------------------------------------------------------------------
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -198,44 +267,51 @@ class HashingEmbedder:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:  # the memo tables are shared state
-            return self._embed(texts)
+            if self._feat_bucket.n > self._cache_size:
+                self._reset()
+            out = np.empty((len(texts), self.dim), dtype=np.float32)
+            for start in range(0, len(texts), _BLOCK):
+                block = texts[start : start + _BLOCK]
+                out[start : start + len(block)] = self._embed_block(block)
+            return out
 
-    def _embed(self, texts: Sequence[str]) -> np.ndarray:
-        n = len(texts)
-        if len(self._col) > self._cache_size:
-            self._reset()
-        word_memo, bigram_memo = self._word, self._bigram
-        word_entry, bigram_id = self._word_entry, self._bigram_id
+    def _embed_block(self, texts: Sequence[str]) -> np.ndarray:
+        n, dim = len(texts), self.dim
         findall = _TOKEN.findall
-        use_bigrams = bool(self.bigram_weight)
-        fids: list[int] = []
-        tfs: list[int] = []
-        lengths: list[int] = []
-        for text in texts:
-            ids: list[int] = []
-            stems: list[str] = []
-            for raw in findall(text.lower()):
-                entry = word_memo[raw] if raw in word_memo else word_entry(raw)
-                if entry is not None:
-                    stems.append(entry[0])
-                    ids.extend(entry[1])
-            if use_bigrams and len(stems) > 1:
-                for pair in zip(stems, stems[1:], strict=False):
-                    fid = bigram_memo.get(pair)
-                    ids.append(bigram_id(pair) if fid is None else fid)
-            counts = Counter(ids)
-            fids.extend(counts.keys())
-            tfs.extend(counts.values())
-            lengths.append(len(counts))
+        tokens = [findall(text.lower()) for text in texts]
+        flat = list(chain.from_iterable(tokens))
+        memo = self._word_of
+        for raw in dict.fromkeys(flat):  # new tokens, in order of first occurrence
+            if raw not in memo:
+                self._add_token(raw)
+        self._flush()
+        word = np.fromiter(map(memo.__getitem__, flat), dtype=np.int64, count=len(flat))
+        text = np.repeat(np.arange(n, dtype=np.int64), np.fromiter(map(len, tokens), np.int64, n))
+        content = word >= 0
+        word, text = word[content], text[content]
 
-        if self._arrays is None:
-            self._arrays = (np.asarray(self._col, dtype=np.int64), np.asarray(self._val, dtype=np.float64))
-        col_of, val_of = self._arrays
-        fid = np.asarray(fids, dtype=np.int64)
-        row = np.repeat(np.arange(n, dtype=np.int64), lengths)
-        vals = val_of[fid] * (1.0 + np.log(np.asarray(tfs, dtype=np.float64)))
-        flat = np.bincount(row * self.dim + col_of[fid], weights=vals, minlength=n * self.dim)
-        out = flat.reshape(n, self.dim).astype(np.float32)
+        # words: each distinct (text, word) once, with its sublinear count, expanded to its features
+        pairs, counts = _first_occurrence((text << 32) | word)
+        w_text, w_word = pairs >> 32, pairs & 0xFFFFFFFF
+        ptr = self._feat_ptr.view()
+        first, nfeat = ptr[w_word], ptr[w_word + 1] - ptr[w_word]
+        feat = np.repeat(first - (np.cumsum(nfeat) - nfeat), nfeat) + np.arange(int(nfeat.sum()))
+        cells = [np.repeat(w_text, nfeat) * dim + self._feat_bucket.view()[feat]]
+        weights = [self._feat_val.view()[feat] * np.repeat(1.0 + np.log(counts), nfeat)]
+
+        if self.bigram_weight and len(word) > 1:
+            same = text[1:] == text[:-1]  # adjacent content words of one text
+            hashes = self._word_hash.view()
+            h = _pair_hash(hashes[word[:-1][same]], hashes[word[1:][same]]) >> np.uint64(24)  # 40 bits
+            pairs, counts = _first_occurrence((text[1:][same].astype(np.uint64) << np.uint64(40)) | h)
+            h = (pairs & np.uint64((1 << 40) - 1)).astype(np.int64)
+            sign = np.where((h >> 39) & 1, -self.bigram_weight, self.bigram_weight)
+            cells.append((pairs >> np.uint64(40)).astype(np.int64) * dim + h % dim)
+            weights.append(sign * (1.0 + np.log(counts)))
+
+        flat_cells = np.concatenate(cells)
+        out = np.bincount(flat_cells, weights=np.concatenate(weights), minlength=n * dim)
+        out = out.reshape(n, dim).astype(np.float32)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out

@@ -37,7 +37,7 @@ def test_assets_index_check_quality_and_report(run, tmp_path):
     assert checks["kb_content_valid"].passed and checks["kb_search_quality"].passed
     meta = mats["kb_index"]
     assert meta["documents"].value >= 30 and meta["chunks"].value == meta["dagster/row_count"].value
-    assert meta["embedder"].value == "hashing:1" and meta["index_type"].value == "flat (exact)"
+    assert meta["embedder"].value == "hashing:2" and meta["index_type"].value == "flat (exact)"
     assert meta["recall_at_5"].value >= 0.9 and meta["mrr"].value >= 0.75
     assert set(checks["kb_search_quality"].metadata) >= {
         "recall_at_5",

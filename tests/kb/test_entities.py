@@ -114,9 +114,9 @@ def test_entity_index_is_incremental(built):
 
 def test_embedder_change_rebuilds_entities(built, tmp_path):
     index, _, accounts, _, _, taxonomies = built
-    other = EntityIndex(index.uri, HashingEmbedder(version="2"), config=index.config)
+    other = EntityIndex(index.uri, HashingEmbedder(version="3"), config=index.config)
     stats = other.build([*accounts, *taxonomy_entities(taxonomies)])
-    assert stats.rebuilt and "hashing@1" in stats.reason
+    assert stats.rebuilt and "hashing@2" in stats.reason
     with pytest.raises(KnowledgeBaseError, match="re-run"):
         index.similar_accounts(accounts[0].entity_id)
 

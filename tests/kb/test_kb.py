@@ -304,7 +304,7 @@ def test_chunker_follows_headings_and_splits_long_sections():
 # -- embedder --------------------------------------------------------------------------------------
 def test_embedder_is_deterministic_normalised_and_process_independent():
     emb = get_embedder("hashing")
-    assert (emb.name, emb.version, emb.dim) == ("hashing", "1", 256)
+    assert (emb.name, emb.version, emb.dim) == ("hashing", "2", 256)
     texts = ["Salesforce sync failing with AUTH_EXPIRED", "Dashboards load slowly", "", "the of and"]
     a = emb.embed(texts)
     b = HashingEmbedder().embed(texts)
@@ -330,6 +330,24 @@ def test_embedder_is_deterministic_normalised_and_process_independent():
     import hashlib
 
     assert digests == {hashlib.sha256(a[:2].tobytes()).hexdigest()}
+
+
+def test_embedder_vectors_do_not_depend_on_batch_or_history():
+    texts = [f"renewal risk {i} champion left sync failing {'usage dropped ' * (i % 3)}" for i in range(40)]
+    texts += ["", "the of and", "Salesforce sync failing with AUTH_EXPIRED"]
+    alone = np.vstack([HashingEmbedder().embed([t]) for t in texts])
+    warmed = HashingEmbedder()
+    warmed.embed(["dashboards load slowly", *texts[::-1]])  # other words first, other order
+    np.testing.assert_array_equal(warmed.embed(texts), alone)
+    tiny_memo = HashingEmbedder(cache_size=10)  # the memo is dropped between batches
+    for _ in range(2):
+        np.testing.assert_array_equal(tiny_memo.embed(texts), alone)
+    # repeats count sublinearly (1 + ln c): "renewal" twice weighs 1.69 against "discount"'s 1
+    emb = HashingEmbedder(char_ngrams=False, bigram_weight=0)
+    renewal, discount, both = emb.embed(["renewal", "discount", "renewal renewal discount"])
+    assert renewal @ discount == 0  # different buckets, so the weights can be read off
+    tf = 1 + np.log(2)
+    assert both @ renewal == pytest.approx(tf / np.hypot(tf, 1), abs=1e-6)
 
 
 def test_embedder_similarity_is_sensible():
@@ -482,10 +500,10 @@ def test_merge_count_mismatch_is_repaired(tmp_path, docs_copy, monkeypatch):
 def test_embedder_change_triggers_full_rebuild(tmp_path, docs_copy):
     chunks = chunk_documents(load_documents(docs_copy))
     KnowledgeBase(tmp_path / "lance", HashingEmbedder()).index(chunks)
-    v2 = CountingEmbedder(HashingEmbedder(version="2"))
-    stats = KnowledgeBase(tmp_path / "lance", v2).index(chunks)
-    assert stats.rebuilt and "hashing@1" in stats.reason and "hashing@2" in stats.reason
-    assert (stats.added, stats.removed, v2.texts) == (len(chunks), len(chunks), len(chunks))
+    v3 = CountingEmbedder(HashingEmbedder(version="3"))
+    stats = KnowledgeBase(tmp_path / "lance", v3).index(chunks)
+    assert stats.rebuilt and "hashing@2" in stats.reason and "hashing@3" in stats.reason
+    assert (stats.added, stats.removed, v3.texts) == (len(chunks), len(chunks), len(chunks))
     # a different dimension also rebuilds; searching with a mismatched embedder is refused
     small = KnowledgeBase(tmp_path / "lance", HashingEmbedder(dim=64))
     assert small.index(chunks).rebuilt
