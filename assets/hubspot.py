@@ -62,9 +62,10 @@ DEALS = table(
         ("created_at", "TIMESTAMP"),
         ("updated_at", "TIMESTAMP", False),
         ("archived", "BOOLEAN", False),
+        ("sf_opportunity_id", "TEXT"),
     ],
     keys=("deal_id",),
-    description="HubSpot deals.",
+    description="HubSpot deals (sf_opportunity_id: the Salesforce opportunity a synced deal mirrors).",
 )
 
 ENGAGEMENT_TABLE = table(
@@ -163,6 +164,7 @@ def frame(object_type: str, records: list[dict]) -> "pd.DataFrame":
             "amount": "amount",
             "close_date": "closedate",
             "owner_id": "hubspot_owner_id",
+            "sf_opportunity_id": "salesforceopportunityid",
         }
         return _objects(recs, props, numeric=("amount",))[DEALS.column_names]
     props = {
@@ -261,6 +263,9 @@ CHECKS = [
     unique_check("raw_hs_companies", ("company_id",), blocking=False),
     unique_check("raw_hs_contacts", ("contact_id",)),
     unique_check("raw_hs_deals", ("deal_id",)),
+    references_check(
+        "raw_hs_deals", "sf_opportunity_id", "raw_sf_opportunities", "opportunity_id", blocking=False
+    ),
     unique_check("raw_hs_engagements", ("engagement_type", "engagement_id")),
     references_check("raw_hs_contacts", "company_id", "raw_hs_companies", "company_id", blocking=False),
     sql_check(

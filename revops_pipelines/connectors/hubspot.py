@@ -71,6 +71,7 @@ PROPERTIES: dict[str, tuple[str, ...]] = {
         "amount",
         "closedate",
         "hubspot_owner_id",
+        "salesforceopportunityid",
         "createdate",
         "hs_lastmodifieddate",
     ),

@@ -2,7 +2,7 @@
 
 ``generate_world(WorldConfig(...))`` simulates a B2B SaaS vendor ("Beacon", a revenue-analytics SaaS) and its customer
 base, then renders what the vendor's systems would hold: Salesforce (Account, Contact, Opportunity,
-Case), HubSpot (companies, contacts), Gong (calls, transcripts), Stripe-like invoices and daily
+Case, Task), HubSpot (companies, contacts; deals and engagements for the SMB slice), Gong (calls, transcripts), Stripe-like invoices and daily
 product usage — plus the hidden truth (per-account latent parameters) and the churn oracle.
 
 Hidden process (see :mod:`revops_pipelines.sample.latent` for the exact maths)
@@ -60,13 +60,14 @@ from revops_pipelines.sample import text as T
 from revops_pipelines.sample.clock import DAY, Calendar
 from revops_pipelines.sample.ids import sf_ids
 
-GENERATOR_VERSION = "1.2.0"
+GENERATOR_VERSION = "1.3.0"
 MAX_ACCOUNTS = 50_000
 NEVER = 10**9  # day sentinel for "never" (no churn, contact never leaves)
 
 # Stream numbers for numpy.random.default_rng([seed, stream]); never reuse or renumber.
 S_ACCOUNTS, S_LATENT, S_DECISIONS, S_CONTRACTS, S_CONTACTS, S_OPPS = 1, 2, 3, 4, 5, 6
 S_CASES, S_CALLS, S_TRANSCRIPTS, S_INVOICES, S_USAGE, S_HUBSPOT, S_USERS = 7, 8, 9, 10, 11, 12, 13
+S_TASKS, S_HUBSPOT_ACTIVITY = 14, 15
 
 
 @dataclass
@@ -546,8 +547,8 @@ def generate_world(cfg: WorldConfig) -> World:
     from revops_pipelines.sample.io import JSONL, PARQUET
 
     data: dict = {"gong_calls": [], "gong_transcripts": [], "invoices": []}
-    data["salesforce"] = {k: [] for k in ("Account", "Contact", "Opportunity", "Case")}
-    data["hubspot"] = {"companies": [], "contacts": []}
+    data["salesforce"] = {key: [] for attr, key in JSONL.values() if attr == "salesforce"}
+    data["hubspot"] = {key: [] for attr, key in JSONL.values() if attr == "hubspot"}
     counts: dict[str, int] = {}
     with no_gc():
         sim = simulate(cfg)
@@ -567,9 +568,9 @@ def produce(sim: Sim, cfg: WorldConfig) -> Iterator[tuple[str, list[dict] | pd.D
     """Render the world part by part as ``(relative file, records or frame)``; large parts come in chunks.
 
     Builders depend on earlier ones through ``sim`` (contacts -> opportunities -> cases, calls,
-    HubSpot), so the order is fixed; each builder has its own random stream.
+    HubSpot, tasks and HubSpot deals/engagements), so the order is fixed; each builder has its own random stream.
     """
-    from revops_pipelines.sample import billing, crm, engagement, usage
+    from revops_pipelines.sample import activities, billing, crm, engagement, usage
 
     seed = cfg.seed
     yield "salesforce/Contact.jsonl", crm.build_contacts(sim, rng_for(seed, S_CONTACTS))
@@ -585,6 +586,10 @@ def produce(sim: Sim, cfg: WorldConfig) -> Iterator[tuple[str, list[dict] | pd.D
     hub = crm.build_hubspot(sim, rng_for(seed, S_HUBSPOT))
     yield "hubspot/companies.jsonl", hub.pop("companies")
     yield "hubspot/contacts.jsonl", hub.pop("contacts")
+    yield "salesforce/Task.jsonl", activities.build_tasks(sim, rng_for(seed, S_TASKS))
+    hub_activity = activities.build_hubspot_activity(sim, rng_for(seed, S_HUBSPOT_ACTIVITY))
+    for object_type, records in hub_activity.items():
+        yield f"hubspot/{object_type}.jsonl", records
     yield "product/usage_daily.parquet", usage.build_usage(sim, seed, S_USAGE)
     yield "truth/accounts.parquet", _truth(sim)
     yield "truth/churn_oracle.parquet", _oracle(sim, tuple(cfg.horizons_days))

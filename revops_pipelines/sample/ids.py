@@ -14,7 +14,14 @@ from __future__ import annotations
 import numpy as np
 
 B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-SF_PREFIX = {"Account": "001", "Contact": "003", "Opportunity": "006", "Case": "500", "User": "005"}
+SF_PREFIX = {
+    "Account": "001",
+    "Contact": "003",
+    "Opportunity": "006",
+    "Case": "500",
+    "User": "005",
+    "Task": "00T",
+}
 _CHECK = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _MASK64 = (1 << 64) - 1
 
@@ -63,7 +70,7 @@ def sf_checksum(id15: str) -> str:
 
 
 def sf_ids(sobject: str, n: int, seed: int) -> list[str]:
-    """``n`` sequential 18-character ids for ``sobject`` (prefix 001/003/006/500/005)."""
+    """``n`` sequential 18-character ids for ``sobject`` (prefix 001/003/006/500/005/00T)."""
     prefix = SF_PREFIX[sobject] + "8d"
     start = 1_000_000_000 + mix64(seed, sum(map(ord, sobject))) % 50_000_000_000
     out = []

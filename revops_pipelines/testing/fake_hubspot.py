@@ -5,12 +5,14 @@ is exercised against in sample mode and in tests. It is not HubSpot.
 ms}`` on the last-modified property, sorted ascending, ``limit`` ≤ 100 and ``after`` paging. As in
 HubSpot a query can page through at most ``max_results`` (10,000) results — asking beyond is HTTP 400 —
 so clients must slide the window forward on the last timestamp. A bearer private-app token is
-required (401 otherwise). Objects without a file in the world (deals, engagements) are empty unless
+required (401 otherwise). Every ``hubspot/<type>.jsonl`` of the world is served (companies, contacts,
+deals, and the engagement types calls, emails, meetings, notes, tasks); other types are empty unless
 records are added to :attr:`objects`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections import Counter
@@ -27,6 +29,7 @@ def modified_property(object_type: str) -> str:
     return MODIFIED.get(object_type, "hs_lastmodifieddate")
 
 
+@functools.lru_cache(maxsize=1 << 18)  # every search re-filters the same timestamps
 def _ms(ts: str) -> int:
     return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
 
@@ -46,9 +49,9 @@ class FakeHubSpot(LoopbackServer):
     @classmethod
     def from_world(cls, root: str | Path, **kw: Any) -> FakeHubSpot:
         objects = {}
-        for name in ("companies", "contacts"):
-            with (Path(root) / f"hubspot/{name}.jsonl").open(encoding="utf-8") as fh:
-                objects[name] = [json.loads(line) for line in fh if line.strip()]
+        for path in sorted((Path(root) / "hubspot").glob("*.jsonl")):
+            with path.open(encoding="utf-8") as fh:
+                objects[path.stem] = [json.loads(line) for line in fh if line.strip()]
         return cls(objects, **kw)
 
     def handle(self, req: Request) -> Reply:

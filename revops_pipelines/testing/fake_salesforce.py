@@ -16,8 +16,8 @@ Implemented as the connector uses it:
   pages of ``maxRecords`` with ``Sforce-Locator`` / ``Sforce-NumberOfRecords`` headers.
 
 :meth:`delete` and :meth:`touch` change records the way a user would (new ``SystemModstamp``), so
-incremental syncs and deletes can be tested. Objects without a file in the world (OpportunityHistory,
-Task) are empty unless records are added to :attr:`objects`.
+incremental syncs and deletes can be tested. Objects without a file in the world (OpportunityHistory)
+are empty unless records are added to :attr:`objects`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ SOQL = re.compile(
     r"(?:\s+ORDER\s+BY\s+SystemModstamp(?:\s+ASC)?\s*,\s*Id(?:\s+ASC)?)?\s*$",
     re.IGNORECASE | re.DOTALL,
 )
-WORLD_OBJECTS = ("Account", "Contact", "Opportunity", "Case")
+WORLD_OBJECTS = ("Account", "Contact", "Opportunity", "Case", "Task")
 
 
 def sf_time(ts: str) -> datetime:
@@ -80,7 +80,10 @@ class FakeSalesforce(LoopbackServer):
     def from_world(cls, root: str | Path, **kw: Any) -> FakeSalesforce:
         objects = {}
         for name in WORLD_OBJECTS:
-            with (Path(root) / f"salesforce/{name}.jsonl").open(encoding="utf-8") as fh:
+            path = Path(root) / f"salesforce/{name}.jsonl"
+            if not path.exists():  # a world from before the object was generated: the org has none
+                continue
+            with path.open(encoding="utf-8") as fh:
                 objects[name] = [json.loads(line) for line in fh if line.strip()]
         return cls(objects, **kw)
 

@@ -11,7 +11,7 @@ from revops_pipelines.connectors.base import (
     RetryPolicy,
     StateStore,
 )
-from revops_pipelines.connectors.hubspot import HubSpotClient, HubSpotResource, HubSpotSync
+from revops_pipelines.connectors.hubspot import PROPERTIES, HubSpotClient, HubSpotResource, HubSpotSync
 from revops_pipelines.testing.fake_hubspot import FakeHubSpot
 
 from .conftest import read_jsonl
@@ -44,7 +44,8 @@ class Sink:
 
 @pytest.fixture
 def world(small_world):
-    return {o: read_jsonl(small_world / f"hubspot/{o}.jsonl") for o in ("companies", "contacts")}
+    """Every object type the sample world generates: companies, contacts, deals and engagements."""
+    return {o: read_jsonl(small_world / f"hubspot/{o}.jsonl") for o in PROPERTIES}
 
 
 @pytest.fixture
@@ -79,9 +80,9 @@ def test_every_object_arrives_and_the_window_slides(server, world, tmp_path):
     assert_all_arrived(sink, world)
     assert summary["window_slides"]["contacts"] >= 2
     # sliding re-reads only the records at the boundary timestamp
-    assert (
-        sum(sink.writes.values()) - sum(len(v) for v in world.values())
-        <= 2 * summary["window_slides"]["contacts"]
+    assert all(world[t] for t in PROPERTIES)  # the sample world has records of every type
+    assert sum(sink.writes.values()) - sum(len(v) for v in world.values()) <= 2 * sum(
+        summary["window_slides"].values()
     )
     assert server.count(400) == 0  # never asked beyond the window
 

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from assets.hubspot import WarehouseHubSpotSink, frame, hubspot_sync
-from revops_pipelines.connectors.hubspot import HubSpotResource
+from revops_pipelines.connectors.hubspot import ENGAGEMENTS, HubSpotResource
 from revops_pipelines.warehouse.duckdb import DuckDBWarehouse
 
 from .conftest import read_jsonl
@@ -16,9 +16,22 @@ def test_sync_asset_loads_every_object(small_world, tmp_path):
     )
     result = dg.materialize([hubspot_sync], resources={"warehouse": wh, "hubspot": hs})
     assert result.success
-    for name, table in (("companies", "raw_hs_companies"), ("contacts", "raw_hs_contacts")):
-        assert wh.row_count(table) == len(read_jsonl(small_world / f"hubspot/{name}.jsonl"))
-    assert wh.row_count("raw_hs_deals") == 0 and wh.row_count("raw_hs_quarantine") == 0
+    for name, table in (
+        ("companies", "raw_hs_companies"),
+        ("contacts", "raw_hs_contacts"),
+        ("deals", "raw_hs_deals"),
+    ):
+        assert wh.row_count(table) == len(read_jsonl(small_world / f"hubspot/{name}.jsonl")) > 0
+    for etype in ENGAGEMENTS:  # every generated engagement arrives once, under its type
+        want = {r["id"] for r in read_jsonl(small_world / f"hubspot/{etype}.jsonl")}
+        got = wh.query("SELECT engagement_id FROM raw_hs_engagements WHERE engagement_type = ?", [etype])
+        assert want and sorted(got["engagement_id"]) == sorted(want), etype
+    deals = wh.query("SELECT d.sf_opportunity_id FROM raw_hs_deals d")
+    mirrored = {
+        r["properties"]["salesforceopportunityid"] for r in read_jsonl(small_world / "hubspot/deals.jsonl")
+    }
+    assert set(deals["sf_opportunity_id"]) == mirrored
+    assert wh.row_count("raw_hs_quarantine") == 0
     [check] = result.get_asset_check_evaluations()
     assert check.passed
 

@@ -37,8 +37,12 @@ KEYS = {
     "Case": {"attributes", "Id", "AccountId", "ContactId", "CaseNumber", "Subject", "Description", "Status",
              "Priority", "Origin", "Type", "Product_Feature__c", "CreatedDate", "ClosedDate", "IsClosed",
              "SystemModstamp", "IsDeleted"},
+    "Task": {"attributes", "Id", "AccountId", "WhoId", "WhatId", "Subject", "Status", "Priority", "ActivityDate",
+             "TaskSubtype", "OwnerId", "CreatedDate", "SystemModstamp", "IsDeleted"},
 }  # fmt: skip
-PREFIX = {"Account": "001", "Contact": "003", "Opportunity": "006", "Case": "500"}
+PREFIX = {"Account": "001", "Contact": "003", "Opportunity": "006", "Case": "500", "Task": "00T"}
+ENGAGEMENT_TITLE = {"calls": "hs_call_title", "emails": "hs_email_subject", "meetings": "hs_meeting_title",
+                    "notes": None, "tasks": "hs_task_subject"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +187,45 @@ def test_salesforce_shapes(world):
         )
     nums = [c["CaseNumber"] for c in world.salesforce["Case"]]
     assert len(set(nums)) == len(nums) and all(len(x) == 8 and x.isdigit() for x in nums)
+    for t in world.salesforce["Task"]:
+        assert t["Status"] in ("Completed", "Not Started") and t["Priority"] in ("High", "Normal")
+        assert (
+            t["TaskSubtype"] in ("Call", "Email", "Task") and t["Subject"] and DATE.match(t["ActivityDate"])
+        )
+        assert t["OwnerId"].startswith("005") and t["IsDeleted"] is False
+
+
+def test_hubspot_deals_and_engagements_shapes(world):
+    stages = {"appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "decisionmakerboughtin",
+              "contractsent", "closedwon", "closedlost"}  # fmt: skip
+    for d in world.hubspot["deals"]:
+        assert set(d) == {"id", "properties", "createdAt", "updatedAt", "archived"} and d["id"].isdigit()
+        assert set(d["properties"]) == {"dealname", "dealstage", "pipeline", "amount", "closedate",
+                                        "hubspot_owner_id", "salesforceopportunityid", "createdate",
+                                        "hs_lastmodifieddate"}  # fmt: skip
+        p = d["properties"]
+        assert p["dealstage"] in stages and float(p["amount"]) >= 0 and p["pipeline"] == "default"
+        assert HS_TS.match(p["closedate"]) and p["hs_lastmodifieddate"] >= p["createdate"]
+    for etype, title in ENGAGEMENT_TITLE.items():
+        recs = world.hubspot[etype]
+        assert recs, etype
+        ids = [r["id"] for r in recs]
+        assert len(set(ids)) == len(ids) and all(i.isdigit() for i in ids)
+        for r in recs:
+            p = r["properties"]
+            want = {
+                "hs_timestamp",
+                "hubspot_owner_id",
+                "hs_createdate",
+                "hs_lastmodifieddate",
+                "hs_body_preview",
+            }
+            assert set(p) == want | ({title} if title else set()), etype
+            assert all(isinstance(v, str) and v for v in p.values())
+            assert HS_TS.match(p["hs_timestamp"]) and p["hs_timestamp"] <= p["hs_createdate"]
+            assert (
+                p["hs_createdate"] <= p["hs_lastmodifieddate"] and r["updatedAt"] == p["hs_lastmodifieddate"]
+            )
 
 
 def test_other_shapes(world):
@@ -265,6 +308,23 @@ def test_referential_integrity(world):
     linked = {c["properties"]["salesforceaccountid"] for c in world.hubspot["companies"]} - {""}
     assert linked == accounts
     assert {c["properties"]["associatedcompanyid"] for c in world.hubspot["contacts"]} <= companies
+    tasks = world.salesforce["Task"]
+    assert {t["AccountId"] for t in tasks} <= accounts
+    assert {t["WhoId"] for t in tasks} - {None} <= contacts
+    assert {t["WhatId"] for t in tasks} <= opps | accounts
+    contact_acct = {c["Id"]: c["AccountId"] for c in world.salesforce["Contact"]}
+    assert all(contact_acct[t["WhoId"]] == t["AccountId"] for t in tasks if t["WhoId"])
+    # deals mirror exactly the opportunities of the HubSpot-managed (SMB) accounts
+    smb = {a["Id"] for a in world.salesforce["Account"] if a["Segment__c"] == "SMB"}
+    smb_opps = {o["Id"]: o for o in world.salesforce["Opportunity"] if o["AccountId"] in smb}
+    mirrored = {d["properties"]["salesforceopportunityid"]: d for d in world.hubspot["deals"]}
+    assert set(mirrored) == set(smb_opps) and len(mirrored) == len(world.hubspot["deals"])
+    for oid, d in mirrored.items():
+        o = smb_opps[oid]
+        assert d["properties"]["dealname"] == o["Name"]
+        assert float(d["properties"]["amount"]) == pytest.approx(o["Amount"], abs=0.01)
+        assert d["properties"]["closedate"][:10] == o["CloseDate"]
+        assert (d["properties"]["dealstage"] == "closedwon") == (o["StageName"] == "Closed Won")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -391,6 +451,26 @@ def test_call_speakers_carry_the_health_signal(world):
         competitor[aid in churned].append(hits.get("Competitors", 0) > 0)
     assert np.mean(share[True]) > np.mean(share[False]) + 0.02, (np.mean(share[True]), np.mean(share[False]))
     assert np.mean(competitor[True]) > 1.3 * np.mean(competitor[False])
+
+
+def test_logged_activity_tracks_health(world):
+    """At-risk months bring save-play tasks and worried notes; healthy ones routine check-ins."""
+    churned = set(world.truth_accounts.loc[world.truth_accounts["churned"], "account_id"])
+    risky = ("escalat", "save", "risk", "recovery", "outage", "concern", "open support")
+
+    def share(subjects):
+        subjects = list(subjects)
+        return sum(any(m in s.lower() for m in risky) for s in subjects) / max(1, len(subjects))
+
+    tasks = world.salesforce["Task"]
+    at_churned = share(t["Subject"] for t in tasks if t["AccountId"] in churned)
+    elsewhere = share(t["Subject"] for t in tasks if t["AccountId"] not in churned)
+    assert at_churned > 1.5 * elsewhere, (at_churned, elsewhere)
+    open_share = {
+        k: np.mean([t["Status"] != "Completed" for t in tasks if (t["AccountId"] in churned) == k])
+        for k in (True, False)
+    }
+    assert open_share[True] > open_share[False]
 
 
 def test_ticket_text_predicts_feature_and_severity(world):
