@@ -6,8 +6,9 @@ must be rebuilt.
 
 The offline default, :class:`HashingEmbedder`, needs no model weights and no fitting: it hashes word
 unigrams, word bigrams and character trigrams into a fixed number of signed buckets (the "hashing
-trick"), weights term counts sublinearly and normalises. The hash is blake2b — never Python's ``hash``,
-which is randomised per process — so vectors are identical across processes, machines and runs. It is
+trick"), weights term counts sublinearly and normalises. The hashes come from blake2b (a bigram's from
+its two words' by a fixed integer mix) — never Python's ``hash``, which is randomised per process — so
+vectors are identical across processes, machines, runs and batches. It is
 a lexical model: it knows that "sync failures" and "syncing failed" overlap, not that "churn" and
 "cancellation" are synonyms. Register a hosted or local neural model with :func:`register_embedder`
 when one is available; changing the embedder's name or version makes the store re-embed everything.
