@@ -28,7 +28,7 @@ SECRET = "bench-secret-0123456789"
 REQUESTS = int(os.environ.get("BENCH_WEBHOOK_REQUESTS", "4000"))
 ROUNDS = 3
 WARMUP = 4000  # a receiver's steady state: its WAL file has grown to size and is reused
-CONCURRENCY = 64
+CONCURRENCY = int(os.environ.get("BENCH_WEBHOOK_CONCURRENCY", "64"))
 
 _BARE = """
 import uvicorn

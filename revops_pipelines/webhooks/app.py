@@ -56,6 +56,7 @@ def load_secrets(env: dict[str, str] | None = None) -> dict[str, ApiKeyCredentia
 
 
 Reply = tuple[int, dict[str, Any], dict[str, str]]
+_JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder (json.dumps with options builds one per call)
 
 
 def _error(
@@ -99,7 +100,7 @@ class Receiver:
             status, payload, headers = await self.handle(scope, receive)
         except _Disconnected:
             return
-        body = json.dumps(payload, separators=(",", ":")).encode()
+        body = _JSON.encode(payload).encode()
         raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         raw_headers += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})

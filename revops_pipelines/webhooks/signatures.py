@@ -19,7 +19,6 @@ Schemes:
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import re
 import secrets
@@ -66,8 +65,7 @@ def _check(expected: str, given: str, header: str) -> None:
 
 # ---- Slack v0 -------------------------------------------------------------------------------------------
 def slack_signature(secret: str, timestamp: int | str, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256)
-    return "v0=" + mac.hexdigest()
+    return "v0=" + hmac.digest(secret.encode(), f"v0:{timestamp}:".encode() + body, "sha256").hex()
 
 
 def verify_slack(secret: str, headers: Mapping[str, str], body: bytes, now: float | None = None) -> None:
@@ -79,7 +77,7 @@ def verify_slack(secret: str, headers: Mapping[str, str], body: bytes, now: floa
 # ---- HubSpot v3 -----------------------------------------------------------------------------------------
 def hubspot_v3_signature(secret: str, method: str, uri: str, body: bytes, timestamp_ms: int | str) -> str:
     message = method.upper().encode() + uri.encode() + body + str(timestamp_ms).encode()
-    return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
+    return base64.b64encode(hmac.digest(secret.encode(), message, "sha256")).decode()
 
 
 def verify_hubspot_v3(
@@ -92,8 +90,7 @@ def verify_hubspot_v3(
 
 # ---- generic / Gong (and the Execution Agent's outbound webhooks) -------------------------------------------
 def generic_signature(secret: str, timestamp: int | str, nonce: str, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), f"{timestamp}.{nonce}.".encode() + body, hashlib.sha256)
-    return "v1=" + mac.hexdigest()
+    return "v1=" + hmac.digest(secret.encode(), f"{timestamp}.{nonce}.".encode() + body, "sha256").hex()
 
 
 def sign_generic(

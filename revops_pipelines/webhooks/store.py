@@ -33,6 +33,7 @@ from revops_pipelines.sqlite_store import SqliteStore
 
 STATUSES = ("received", "submitted", "processed", "dead_letter")
 NONCE_TTL_S = 600  # twice the signature window: an older nonce's timestamp is refused anyway
+_JSON = json.JSONEncoder(separators=(",", ":"))
 
 _DDL = (
     """CREATE TABLE IF NOT EXISTS events (
@@ -186,7 +187,7 @@ class EventStore(SqliteStore):
                         continue
                     seen_events.add((e.source, e.event_id))
                     out.stored.append(e.event_id)
-                    payload = e.payload_json or json.dumps(e.payload, separators=(",", ":"))
+                    payload = e.payload_json or _JSON.encode(e.payload)
                     event_rows.append(
                         (e.source, e.event_id, e.event_type, e.entity_type, e.entity_id, e.occurred_at)
                         + (payload, now_s, now_s)
