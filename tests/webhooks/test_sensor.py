@@ -121,3 +121,27 @@ def test_unconfirmed_submissions_are_emitted_again_with_the_same_run_key(client,
     assert again.run_key == rr.run_key  # Dagster would not create a second run for it
     assert store.get("generic:esc-Z").status == "submitted"
     assert sensor_mod.RESUBMIT_AFTER_S >= 60
+
+
+def test_an_event_about_the_wrong_kind_of_entity_is_dead_lettered(store, tmp_path):
+    from revops_pipelines.flows.spec import FlowSpec
+    from revops_pipelines.webhooks.store import NewEvent, Submission
+
+    spec = FlowSpec.model_validate(
+        {
+            "flow_id": "deal_followup",
+            "version": 1,
+            "owner": "sales",
+            "trigger": {"type": "event", "event": "hubspot_deal_creation"},
+            "entities": {"sql": "SELECT account_id FROM accts", "id_column": "account_id"},
+            "steps": [{"id": "s", "type": "action", "parameters": {"type": "crm_task", "parameters": {}}}],
+        }
+    )
+    sensor = next(s for s in compile_flows([spec]).sensors if s.name == "webhook_event_sensor")
+    store.submit(
+        Submission("hubspot", [NewEvent("hubspot", "501", "hubspot_deal_creation", "deal", "9001", None, {})])
+    )
+    assert not _tick(sensor, dg.DagsterInstance.ephemeral()).run_requests
+    rec = store.get("hubspot:501")
+    assert rec.status == "dead_letter"
+    assert rec.reason == "flow deal_followup selects entities by account_id; the event is about a deal (9001)"
