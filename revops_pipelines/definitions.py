@@ -18,7 +18,7 @@ import dagster as dg
 _GC_WAS_ENABLED = gc.isenabled()
 gc.disable()
 
-from assets import features, gong, hubspot, product, quality, salesforce, sample_world
+from assets import conversations, features, gong, hubspot, product, quality, salesforce, sample_world
 from kb_assets import assets as kb
 from models import churn, classification, decision_quality, segmentation
 from revops_pipelines.flows.compiler import compile_flows
@@ -33,6 +33,7 @@ DOMAINS = (
     salesforce,
     hubspot,
     gong,
+    conversations,
     product,
     features,
     quality,
@@ -66,7 +67,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     ingest = dg.define_asset_job(
         "ingest_sample_world",
         selection=dg.AssetSelection.groups("sample_world", "raw_salesforce", "raw_hubspot", "raw_gong")
-        | dg.AssetSelection.groups("raw_product", "raw_billing")
+        | dg.AssetSelection.groups("raw_product", "raw_billing", "conversations")
         | dg.AssetSelection.assets("sample_oracle", "gong_call_sentiment"),
         description="Sync every raw table through the source connectors (sample mode: loopback stand-ins).",
     )
