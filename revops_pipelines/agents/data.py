@@ -38,7 +38,7 @@ from revops_pipelines.errors import ValidationFailed
 from revops_pipelines.lazy import pd
 from revops_pipelines.validation import StrictModel
 from revops_pipelines.warehouse import table
-from revops_pipelines.warehouse.catalog import Catalog
+from revops_pipelines.warehouse.catalog import CATALOG_TABLE, Catalog
 from revops_pipelines.warehouse.sqltext import mask_sql, normalise, statements
 
 QUERY_LOG = table(
@@ -58,6 +58,7 @@ QUERY_LOG = table(
     description="Data Agent queries: tables read and columns filtered on (basis of index suggestions).",
     group="agents",
 )
+TABLES = [QUERY_LOG, CATALOG_TABLE]  # the catalog table is declared in revops_pipelines.warehouse.catalog
 
 FORBIDDEN_WORDS = (
     "INSERT", "UPDATE", "DELETE", "MERGE", "UPSERT", "DROP", "CREATE", "ALTER", "TRUNCATE",
@@ -292,8 +293,27 @@ class DataAgent(Agent):
         super().__init__(warehouse, runtime)
         from revops_pipelines.warehouse.cache import QueryCache
 
-        self.cache = cache or QueryCache(warehouse)
+        self.cache = cache or QueryCache(warehouse, store_dir=self.shared_cache_dir())
         self._columns: dict[str, set[str]] | None = None
+
+    def shared_cache_dir(self) -> str | None:
+        """Where query results are shared between processes: ``cache/queries`` in the runtime
+        folder (beside the agents' ``state/`` folder; without a configured state file, beside the
+        DuckDB file); None (this process only) when neither is known."""
+        from pathlib import Path
+
+        if self.runtime.state_path:
+            return str(Path(self.runtime.state_path).resolve().parent.parent / "cache" / "queries")
+        path = getattr(self.warehouse, "path", None)
+        if self.warehouse.dialect == "duckdb" and path and path != ":memory:":
+            return str(Path(path).resolve().parent / "cache" / "queries")
+        return None
+
+    def saved_catalog(self) -> Catalog | None:
+        """The schema catalog last saved by ``discover_schema`` (in this or any other process)."""
+        from revops_pipelines.warehouse.catalog import load_catalog
+
+        return load_catalog(self.warehouse)
 
     # -- shared plumbing
     def known_columns(self, refresh: bool = False) -> dict[str, set[str]]:
@@ -353,9 +373,11 @@ class DataAgent(Agent):
 
 
 def discover_schema(agent: DataAgent, p: DiscoverParams, context: dict[str, Any]) -> Catalog:
-    from revops_pipelines.warehouse.catalog import discover
+    """Discover the schema and save it to ``schema_catalog`` (then filter to ``p.tables``)."""
+    from revops_pipelines.warehouse.catalog import discover, save_catalog
 
     cat = discover(agent.warehouse)
+    save_catalog(agent.warehouse, cat)  # the whole catalog, for the UI and other processes
     agent.known_columns(refresh=True)
     if p.tables:
         unknown = sorted(set(p.tables) - {t.name for t in cat.tables})

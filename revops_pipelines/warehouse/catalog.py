@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from revops_pipelines.warehouse.schema import TYPES, TableSchema, ident
+from revops_pipelines.warehouse.schema import TYPES, TableSchema, ident, table
 
 if TYPE_CHECKING:
     from revops_pipelines.warehouse.base import Warehouse
@@ -175,3 +175,98 @@ def discover(
         discovered_at=datetime.now(UTC).replace(tzinfo=None),
         tables=sorted(tables, key=lambda t: t.name),
     )
+
+
+# ---- the catalog as a warehouse table (for the UI and other processes) -------------------------------
+CATALOG_TABLE = table(
+    "schema_catalog",
+    [
+        ("table_name", "TEXT"),
+        ("declared", "BOOLEAN", False),
+        ("kind", "TEXT"),
+        ("keys", "TEXT"),
+        ("primary_index", "TEXT"),
+        ("columns_json", "TEXT", False),
+        ("row_count", "BIGINT", False),
+        ("schema_version", "INTEGER"),
+        ("last_write", "TIMESTAMP"),
+        ("freshness_column", "TEXT"),
+        ("latest_value", "TEXT"),
+        ("drift_json", "TEXT", False),
+        ("description", "TEXT"),
+        ("dialect", "TEXT", False),
+        ("discovered_at", "TIMESTAMP", False),
+    ],
+    keys=("table_name",),
+    kind="dimension",
+    description="The Data Agent's schema catalog as last discovered: one row per table (columns, "
+    "keys, primary index, rows, schema version, freshness, drift). Replaced on every discovery.",
+    group="agents",
+)
+
+
+def save_catalog(wh: Warehouse, cat: Catalog) -> int:
+    """Replace :data:`CATALOG_TABLE` with ``cat`` (every table it lists); returns the rows written."""
+    import json
+
+    import pandas as pd
+
+    rows = [
+        {
+            "table_name": t.name,
+            "declared": t.declared,
+            "kind": t.kind,
+            "keys": ",".join(t.keys),
+            "primary_index": ",".join(t.primary_index),
+            "columns_json": json.dumps([c.model_dump() for c in t.columns]),
+            "row_count": t.row_count,
+            "schema_version": t.schema_version,
+            "last_write": t.last_write,
+            "freshness_column": t.freshness_column,
+            "latest_value": t.latest_value,
+            "drift_json": json.dumps(t.drift),
+            "description": t.description,
+            "dialect": cat.dialect,
+            "discovered_at": cat.discovered_at,
+        }
+        for t in cat.tables
+    ]
+    df = pd.DataFrame(rows, columns=CATALOG_TABLE.column_names)
+    wh.replace_table(CATALOG_TABLE, df)
+    return len(df)
+
+
+def load_catalog(wh: Warehouse) -> Catalog | None:
+    """The catalog last saved by :func:`save_catalog` (any process), or None if none was saved."""
+    import json
+
+    import pandas as pd
+
+    if CATALOG_TABLE.name not in wh.table_names():
+        return None
+    df = wh.query(f"SELECT * FROM {CATALOG_TABLE.name} ORDER BY table_name")
+    if df.empty:
+        return None
+
+    def opt(v: Any) -> Any:
+        return None if v is None or (not isinstance(v, str) and pd.isna(v)) else v
+
+    tables = [
+        TableInfo(
+            name=r["table_name"],
+            declared=bool(r["declared"]),
+            kind=opt(r["kind"]),
+            keys=[k for k in (opt(r["keys"]) or "").split(",") if k],
+            primary_index=[k for k in (opt(r["primary_index"]) or "").split(",") if k],
+            columns=[ColumnInfo(**c) for c in json.loads(r["columns_json"])],
+            row_count=int(r["row_count"]),
+            schema_version=None if opt(r["schema_version"]) is None else int(r["schema_version"]),
+            last_write=opt(r["last_write"]),
+            freshness_column=opt(r["freshness_column"]),
+            latest_value=opt(r["latest_value"]),
+            drift=json.loads(r["drift_json"]),
+            description=opt(r["description"]) or "",
+        )
+        for r in df.to_dict("records")
+    ]
+    return Catalog(dialect=str(df["dialect"].iloc[0]), discovered_at=df["discovered_at"].max(), tables=tables)
