@@ -553,3 +553,75 @@ DataAgent.actions = {
         "Primary-index / partition suggestions from filters.",
     ),
 }
+
+
+# ---- batch reads (added for the flow runtime's batch path) ----------------------------------------
+class AccountMetricsManyParams(StrictModel):
+    requests: list[AccountMetricsParams] = Field(min_length=1, max_length=100_000)
+
+
+class AccountMetricsMany(StrictModel):
+    results: list[AccountMetrics]
+
+
+_IN_CHUNK = 500  # account ids per IN (...) list
+
+
+def account_metrics_many(
+    agent: DataAgent, p: AccountMetricsManyParams, context: dict[str, Any]
+) -> AccountMetricsMany:
+    """:func:`account_metrics` for many accounts in one query per (snapshot, metrics) group and 500
+    accounts: each result is what ``account_metrics`` would return for its request (latest snapshot
+    per account by default), with ``query`` the shared query that read it (its own row only)."""
+    groups: dict[tuple[Any, tuple[str, ...]], list[int]] = {}
+    for i, r in enumerate(p.requests):
+        metrics = tuple(m for m in (r.metrics or list(NUMERIC_FEATURES)) if m != "churn_rate")
+        groups.setdefault((r.snapshot_date, metrics), []).append(i)
+    out: list[AccountMetrics | None] = [None] * len(p.requests)
+    for (snap, metrics), idx in groups.items():
+        cols = ", ".join(
+            ["f.account_id", "f.snapshot_date", "f.segment", "f.plan", *[f"f.{m}" for m in metrics]]
+        )
+        for start in range(0, len(idx), _IN_CHUNK):
+            part = idx[start : start + _IN_CHUNK]
+            ids = list(dict.fromkeys(p.requests[i].account_id for i in part))
+            marks = ", ".join("?" for _ in ids)
+            if snap is None:
+                sql = (
+                    f"SELECT {cols} FROM account_features f JOIN (SELECT account_id, MAX(snapshot_date) AS "
+                    f"latest FROM account_features WHERE account_id IN ({marks}) GROUP BY account_id) m "
+                    "ON m.account_id = f.account_id AND m.latest = f.snapshot_date ORDER BY f.account_id"
+                )
+                params: list[Any] = list(ids)
+            else:
+                sql = (
+                    f"SELECT {cols} FROM account_features f WHERE f.account_id IN ({marks}) "
+                    "AND f.snapshot_date = ? ORDER BY f.account_id"
+                )
+                params = [*ids, snap]
+            res = agent.read("account_metrics", sql, params)
+            rows = {str(r["account_id"]): r for r in res.rows}
+            for i in part:
+                acc = p.requests[i].account_id
+                row = rows.get(acc)
+                own = res.model_copy(update={"rows": [row] if row else [], "row_count": 1 if row else 0})
+                out[i] = (
+                    AccountMetrics(account_id=acc, found=False, query=own)
+                    if row is None
+                    else AccountMetrics(
+                        account_id=acc,
+                        found=True,
+                        snapshot_date=row["snapshot_date"],
+                        metrics={k: row[k] for k in ["segment", "plan", *metrics]},
+                        query=own,
+                    )
+                )
+    return AccountMetricsMany(results=[r for r in out if r is not None])
+
+
+DataAgent.actions["account_metrics_many"] = ActionSpec(
+    AccountMetricsManyParams,
+    AccountMetricsMany,
+    account_metrics_many,
+    "account_metrics for many accounts in one query (the flow runtime's batch path).",
+)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -90,48 +90,96 @@ class FlowState(SqliteStore):
     ) -> dict[str, Any]:
         """Atomically replace the entity's document with ``fn(current)``; every step whose status
         changed gets a history row."""
+        return self.update_many(flow_id, {entity_id: fn}, run_id=run_id)[entity_id]
+
+    def update_many(
+        self,
+        flow_id: str,
+        fns: dict[str, Callable[[dict[str, Any]], dict[str, Any]]],
+        *,
+        run_id: str | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """:meth:`update` for many entities in one ``BEGIN IMMEDIATE`` transaction (all or none): the
+        flow runtime's batch path. Returns the new document per entity."""
         c = self._conn()
         c.execute("BEGIN IMMEDIATE")
         try:
-            row = c.execute(
-                "SELECT value, version FROM flow_state WHERE flow_id = ? AND entity_id = ?",
-                (flow_id, entity_id),
-            ).fetchone()
-            old = json.loads(row[0]) if row else {"steps": {}}
-            before = {k: (v.get("status"), v.get("approved")) for k, v in old.get("steps", {}).items()}
-            new = fn(json.loads(json.dumps(old)))
-            new.setdefault("started_at", now_iso())
-            at = now_iso()
-            c.execute(
-                "INSERT INTO flow_state (flow_id, entity_id, version, value, updated_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (flow_id, entity_id) DO UPDATE SET version = excluded.version, "
-                "value = excluded.value, updated_at = excluded.updated_at",
-                (flow_id, entity_id, (row[1] + 1) if row else 1, json.dumps(new, default=str), at),
-            )
-            for step_id, st in new.get("steps", {}).items():
-                if (st.get("status"), st.get("approved")) != before.get(step_id):
-                    status = st.get("status") or ""
-                    if st.get("approved") and not (before.get(step_id) or (None, None))[1]:
-                        status = f"approved ({status})" if status else "approved"
-                    detail = {k: st[k] for k in ("due_at", "error", "approved_by") if st.get(k)}
-                    c.execute(
-                        "INSERT INTO flow_state_history (flow_id, entity_id, step_id, status, at, run_id, detail) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            flow_id,
-                            entity_id,
-                            step_id,
-                            status,
-                            at,
-                            run_id,
-                            json.dumps(detail) if detail else None,
-                        ),
-                    )
+            out = {eid: self._apply(c, flow_id, eid, fn, run_id) for eid, fn in fns.items()}
             c.execute("COMMIT")
-            return new
+            return out
         except BaseException:
             c.execute("ROLLBACK")
             raise
+
+    def _apply(
+        self,
+        c: Any,
+        flow_id: str,
+        entity_id: str,
+        fn: Callable[[dict[str, Any]], dict[str, Any]],
+        run_id: str | None,
+    ) -> dict[str, Any]:
+        row = c.execute(
+            "SELECT value, version FROM flow_state WHERE flow_id = ? AND entity_id = ?",
+            (flow_id, entity_id),
+        ).fetchone()
+        old = json.loads(row[0]) if row else {"steps": {}}
+        before = {k: (v.get("status"), v.get("approved")) for k, v in old.get("steps", {}).items()}
+        new = fn(json.loads(json.dumps(old)))
+        new.setdefault("started_at", now_iso())
+        at = now_iso()
+        c.execute(
+            "INSERT INTO flow_state (flow_id, entity_id, version, value, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (flow_id, entity_id) DO UPDATE SET version = excluded.version, "
+            "value = excluded.value, updated_at = excluded.updated_at",
+            (flow_id, entity_id, (row[1] + 1) if row else 1, json.dumps(new, default=str), at),
+        )
+        for step_id, st in new.get("steps", {}).items():
+            if (st.get("status"), st.get("approved")) != before.get(step_id):
+                status = st.get("status") or ""
+                if st.get("approved") and not (before.get(step_id) or (None, None))[1]:
+                    status = f"approved ({status})" if status else "approved"
+                detail = {k: st[k] for k in ("due_at", "error", "approved_by") if st.get(k)}
+                c.execute(
+                    "INSERT INTO flow_state_history (flow_id, entity_id, step_id, status, at, run_id, detail) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (flow_id, entity_id, step_id, status, at, run_id, json.dumps(detail) if detail else None),
+                )
+        return new
+
+    def prune(
+        self,
+        older_than: timedelta,
+        *,
+        flow_id: str | None = None,
+        keep_latest: bool = True,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Retention of the state history: delete ``flow_state_history`` rows older than ``older_than``
+        (of one flow, or all). With ``keep_latest`` (default) each (flow, entity, step)'s most recent row
+        stays, so the last transition of every step remains queryable. The current documents are never
+        deleted: an entity's document is what keeps it from starting its flow again."""
+        if older_than.total_seconds() <= 0:
+            raise ValueError(f"older_than must be positive, got {older_than}")
+        cutoff = ((now or datetime.now(UTC).replace(tzinfo=None)) - older_than).isoformat(timespec="seconds")
+        sql = "DELETE FROM flow_state_history WHERE at < ?"
+        args: list[Any] = [cutoff]
+        if flow_id is not None:
+            sql += " AND flow_id = ?"
+            args.append(flow_id)
+        if keep_latest:
+            sql += (
+                " AND id NOT IN (SELECT MAX(id) FROM flow_state_history GROUP BY flow_id, entity_id, step_id)"
+            )
+        c = self._conn()
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            n = c.execute(sql, args).rowcount
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        return {"deleted": int(n), "cutoff": cutoff, "flow_id": flow_id, "kept_latest": keep_latest}
 
     def history(self, flow_id: str, entity_id: str | None = None) -> list[dict[str, Any]]:
         sql = (
