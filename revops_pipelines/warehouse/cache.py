@@ -85,6 +85,8 @@ class FileStore:
             raise ValueError("max_files must be >= 1")
         self.root = Path(root)
         self.max_files = max_files
+        self._puts = 0
+        self._prune_every = max(1, max_files // 64)  # listing the folder on every put would cost O(files)
 
     def _path(self, key: str) -> Path:
         if not re.fullmatch(r"[0-9a-f]{64}", key):
@@ -123,15 +125,23 @@ class FileStore:
             os.replace(tmp, path)  # atomic: a reader sees the whole file or none
         finally:
             tmp.unlink(missing_ok=True)
-        self._prune()
+        self._puts += 1
+        if self._puts % self._prune_every == 0:
+            self._prune()
         return True
 
     def _prune(self) -> None:
-        files = list(self.root.glob("*.arrow"))
-        if len(files) <= self.max_files:
+        """Remove the oldest files beyond ``max_files`` (checked every few puts, so the folder can
+        briefly hold up to ``max_files / 64`` more)."""
+        aged = []
+        for f in self.root.glob("*.arrow"):
+            try:
+                aged.append((f.stat().st_mtime, f))
+            except FileNotFoundError:  # removed by another process meanwhile
+                continue
+        if len(aged) <= self.max_files:
             return
-        by_age = sorted(files, key=lambda f: f.stat().st_mtime if f.exists() else 0.0)
-        for f in by_age[: len(files) - self.max_files]:
+        for _, f in sorted(aged)[: len(aged) - self.max_files]:
             f.unlink(missing_ok=True)
 
     def clear(self) -> None:
