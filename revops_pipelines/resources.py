@@ -37,6 +37,10 @@ def warehouse_from_settings(settings: Settings) -> Warehouse:
 
 
 def build_resources(settings: Settings) -> dict[str, Any]:
+    if settings.tenant_id is not None:  # this process now serves that tenant (see tenancy.check_location)
+        from revops_pipelines.tenancy import serve
+
+        serve(settings.tenant_id)
     return {
         "warehouse": warehouse_from_settings(settings),
         "sample_world": SampleWorldSource(

@@ -61,6 +61,18 @@ class TenantIsolationError(RevOpsError):
     """A resource of one tenant was asked to open a location outside that tenant's root."""
 
 
+_SERVED: set[str] = set()  # tenants whose resources were built in this process (build_resources)
+
+
+def serve(tenant_id: str) -> None:
+    """Record that this process serves ``tenant_id`` (called when a tenant's resources are built).
+
+    A process serving tenants refuses resources of any tenant it does not serve, and of the default
+    tenant; one serving none (the default code location, scripts) refuses every tenant's. So run config
+    that rewrites both a resource's tenant and its path still cannot reach another tenant's data."""
+    _SERVED.add(validate_tenant_id(tenant_id, "tenant"))
+
+
 def validate_tenant_id(value: Any, what: str = "REVOPS_TENANT") -> str:
     if not isinstance(value, str) or not TENANT_ID.fullmatch(value):
         raise ConfigurationError(
@@ -272,6 +284,13 @@ def check_location(
             f"this process serves tenant {active!r} (REVOPS_TENANT); a resource of "
             f"{'the default tenant' if tenant is None else repr(tenant)} may not run here"
         )
+    if active is None and (tenant not in _SERVED if tenant is not None else bool(_SERVED)):
+        who = "the default tenant" if tenant is None else f"tenant {tenant!r}"
+        serving = ", ".join(sorted(_SERVED)) or "the default tenant only"
+        raise TenantIsolationError(
+            f"this process serves no code location of {who} (serving: {serving}); its resources may not "
+            "run here"
+        )
     if tenant is None:
         _check_default(kind, str(location))
         return
@@ -386,6 +405,7 @@ def definitions_for(tenant_id: str) -> dg.Definitions:
         from revops_pipelines.settings import load_settings
 
         _DEFS[key] = build_definitions(load_settings(tenant=tenant_id))
+    serve(tenant_id)  # this process is (part of) the tenant's code location
     return _DEFS[key]
 
 

@@ -20,6 +20,7 @@ from revops_pipelines import tenancy
 from revops_pipelines.errors import ConfigurationError, ValidationFailed
 from revops_pipelines.settings import load_settings
 from revops_pipelines.tenancy import TenantIsolationError, definitions_for
+from revops_pipelines.warehouse import Warehouse
 from tests.helpers import use_runtime
 
 FLOW = """\
@@ -103,6 +104,7 @@ def tenants(tmp_path, monkeypatch):
     _write_tenant(folder, "beta", 23)
     monkeypatch.setenv("REVOPS_TENANTS_DIR", str(folder))
     monkeypatch.delenv("REVOPS_TENANT", raising=False)
+    monkeypatch.setattr(tenancy, "_SERVED", set())  # which tenants this test's process serves
     return home
 
 
@@ -247,7 +249,15 @@ def test_resources_refuse_locations_outside_their_tenant(tenants, monkeypatch):
     from revops_pipelines.warehouse.duckdb import DuckDBWarehouse
 
     a, b = load_settings(tenant="alpha"), load_settings(tenant="beta")
-    # alpha's resources reconfigured (e.g. through run config) to beta's data
+    # a process serving no tenant (the default code location): no tenant's resources, and the default
+    # tenant's own resources keep out of the tenants' area
+    with pytest.raises(TenantIsolationError, match="serves no code location of tenant 'alpha'"):
+        DuckDBWarehouse(path=str(a.duckdb_path), tenant="alpha").query("SELECT 1 AS x")
+    with pytest.raises(TenantIsolationError, match="the default tenant may not open models location"):
+        ModelStore(uri=a.model_store_uri).versions("churn_lgbm")
+    assert not a.duckdb_path.exists()
+    # alpha's code location, its resources reconfigured (e.g. through run config) to beta's data
+    tenancy.serve("alpha")
     with pytest.raises(TenantIsolationError, match="outside the tenant's root"):
         DuckDBWarehouse(path=str(b.duckdb_path), tenant="alpha").query("SELECT 1 AS x")
     assert not b.duckdb_path.exists()
@@ -255,9 +265,8 @@ def test_resources_refuse_locations_outside_their_tenant(tenants, monkeypatch):
         ModelStore(uri=b.model_store_uri, tenant="alpha").versions("churn_lgbm")
     with pytest.raises(TenantIsolationError):
         KnowledgeBaseResource(uri=b.vector_uri, tenant="alpha").open()
-    # the default tenant keeps out of the tenants' area
-    with pytest.raises(TenantIsolationError, match="default tenant"):
-        ModelStore(uri=a.model_store_uri).versions("churn_lgbm")
+    with pytest.raises(TenantIsolationError, match="serves no code location of the default tenant"):
+        DuckDBWarehouse(path=str(tenants / "warehouse.duckdb")).query("SELECT 1 AS x")
     # a process started for alpha runs neither beta's nor the default tenant's resources
     monkeypatch.setenv("REVOPS_TENANT", "alpha")
     with pytest.raises(TenantIsolationError, match="serves tenant 'alpha'"):
@@ -269,6 +278,35 @@ def test_resources_refuse_locations_outside_their_tenant(tenants, monkeypatch):
     ]
 
 
+@dg.asset
+def _probe(warehouse: Warehouse) -> int:
+    return int(warehouse.scalar("SELECT 1"))
+
+
+def test_run_config_cannot_point_a_tenant_run_at_another_tenants_warehouse(tenants, monkeypatch):
+    resources = definitions_for("alpha").resources  # this process now serves alpha only
+    assert {"alpha"} == tenancy._SERVED
+    beta_db = load_settings(tenant="beta").duckdb_path
+    for override, message in (
+        ({"path": str(beta_db), "tenant": "alpha"}, "outside the tenant's root"),
+        ({"path": str(beta_db), "tenant": "beta"}, "serves no code location of tenant 'beta'"),
+        ({"path": str(beta_db)}, "serves no code location of the default tenant"),  # tenant: default
+        ({"path": str(tenants / "warehouse.duckdb")}, "serves no code location of the default tenant"),
+    ):
+        result = dg.materialize(
+            [_probe],
+            resources=resources,
+            run_config={"resources": {"warehouse": {"config": override}}},
+            raise_on_error=False,
+        )
+        assert not result.success
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        error = failure.step_failure_data.error.to_string()
+        assert "TenantIsolationError" in error and message in error
+    assert not beta_db.exists() and not (tenants / "warehouse.duckdb").exists()
+    assert dg.materialize([_probe], resources=resources).output_for_node("_probe") == 1
+
+
 def test_object_store_prefixes_and_firebolt_databases_are_checked_too(tenants, monkeypatch):
     from revops_pipelines.kb.resource import KnowledgeBaseResource
     from revops_pipelines.model_store import ModelStore
@@ -278,13 +316,14 @@ def test_object_store_prefixes_and_firebolt_databases_are_checked_too(tenants, m
     monkeypatch.setenv("REVOPS_VECTOR_URI", "s3://bucket/kb")
     monkeypatch.setenv("REVOPS_WAREHOUSE", "firebolt")
     monkeypatch.setenv("FIREBOLT_URL", "http://127.0.0.1:9")  # never reached: refused before connecting
+    with pytest.raises(TenantIsolationError, match="default tenant"):
+        KnowledgeBaseResource(uri="s3://bucket/kb/tenants/alpha").open()
+    tenancy.serve("alpha")
     for uri in ("s3://bucket/models/tenants/beta", "s3://bucket/models/tenants/alpha/../beta", "s3://bucket"):
         with pytest.raises(TenantIsolationError):
             ModelStore(uri=uri, tenant="alpha").versions("churn_lgbm")
     with pytest.raises(TenantIsolationError):
         KnowledgeBaseResource(uri="s3://bucket/kb/tenants/beta", tenant="alpha").open()
-    with pytest.raises(TenantIsolationError, match="default tenant"):
-        KnowledgeBaseResource(uri="s3://bucket/kb/tenants/alpha").open()
     with pytest.raises(TenantIsolationError, match="'revops_beta' is outside"):
         FireboltWarehouse(database="revops_beta", url="http://127.0.0.1:9", tenant="alpha").query("SELECT 1")
     assert definitions_for("alpha").resources["warehouse"].database == "revops_alpha"
