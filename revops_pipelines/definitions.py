@@ -70,6 +70,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         | dg.AssetSelection.groups("raw_product", "raw_billing", "conversations")
         | dg.AssetSelection.assets("sample_oracle", "gong_call_sentiment"),
         description="Sync every raw table through the source connectors (sample mode: loopback stand-ins).",
+        # Gong's raw tables are daily-partitioned: by default a run targets today's partition, which is
+        # the incremental sync; pick an older partition or a range to backfill exactly that window
+        tags=gong.current_partition_tags(),
     )
     train = dg.define_asset_job(
         "train_and_score",

@@ -420,9 +420,11 @@ class GongSync:
         self.summary.pending_after = len(self.state["pending"])
         w = self._current or {}
         self.summary.checkpoint = {
+            "mode": "backfill" if self.backfill else "incremental",
             "from": w.get("from"),
             "to": w.get("to"),
             "cursor": w.get("cursor"),
+            "window_done": bool(w.get("done")) if w else self._current is None,
             "completed_to": self.state.get("completed_to"),
             "pending": len(self.state["pending"]),
         }
@@ -542,11 +544,18 @@ class GongResource(dg.ConfigurableResource):
         sink: GongSink,
         log: Callable[[str], None] = lambda _m: None,
         backfill: tuple[datetime, datetime] | None = None,
+        window: tuple[datetime, datetime] | None = None,
     ) -> tuple[SyncSummary, RequestStats]:
         """One incremental run; with ``backfill=(from, to)`` a (resumable) re-listing of that window
-        that leaves the incremental checkpoint alone."""
+        that leaves the incremental checkpoint alone.
+
+        ``window`` is a partition's time window: one that reaches the source's "now" (the current
+        day's partition) is the incremental run from the checkpoint; an older one is a backfill of
+        exactly that window. An explicit ``backfill`` wins over ``window``."""
         stats = RequestStats()
         with self.client(stats) as (c, facts):
+            if backfill is None and window is not None and window[1] < facts["now"]:
+                backfill = window
             cfg = GongSyncConfig(
                 start=facts["start"],
                 lookback=timedelta(days=self.lookback_days),

@@ -8,12 +8,14 @@ import pandas as pd
 import pytest
 
 from assets import conversations as conv
-from assets.gong import gong_sync, parties_frame
+from assets.gong import DAILY, gong_sync, parties_frame
 from revops_pipelines.connectors.gong import GongResource
 from revops_pipelines.text.sentiment import score_sentences
 from revops_pipelines.warehouse.duckdb import DuckDBWarehouse
 
 from .conftest import read_jsonl
+
+TODAY = DAILY.get_last_partition_key()  # today's partition: the incremental sync
 
 CALLS = pd.DataFrame(
     {
@@ -150,7 +152,9 @@ def test_sample_world_calls_flow_into_speaker_and_tracker_tables(small_world, tm
         sample_path=str(small_world), state_dir=str(tmp_path / "state"), requests_per_second=1000
     )
     assets = [gong_sync, *conv.ASSETS, *conv.CHECKS]
-    result = dg.materialize(assets, resources={"warehouse": wh, "gong": gong}, raise_on_error=True)
+    result = dg.materialize(
+        assets, resources={"warehouse": wh, "gong": gong}, partition_key=TODAY, raise_on_error=True
+    )
     evals = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert len(evals) >= len(conv.CHECKS) and all(evals.values()), evals
 

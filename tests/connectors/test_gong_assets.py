@@ -2,15 +2,19 @@
 
 import dagster as dg
 
-from assets.gong import WarehouseGongSink, gong_sync
+from assets.gong import DAILY, WarehouseGongSink, gong_sync
 from revops_pipelines.connectors.gong import GongResource
 from revops_pipelines.warehouse.duckdb import DuckDBWarehouse
 
 from .conftest import read_jsonl
 
+TODAY = DAILY.get_last_partition_key()  # today's partition: the incremental sync
+
 
 def _materialize(wh, gong):
-    result = dg.materialize([gong_sync], resources={"warehouse": wh, "gong": gong}, raise_on_error=True)
+    result = dg.materialize(
+        [gong_sync], resources={"warehouse": wh, "gong": gong}, partition_key=TODAY, raise_on_error=True
+    )
     mats = {}
     for ev in result.get_asset_materialization_events():
         m = ev.event_specific_data.materialization

@@ -6,7 +6,7 @@ import base64
 import dagster as dg
 import pytest
 
-from assets.gong import gong_sync
+from assets.gong import DAILY, gong_sync
 from revops_pipelines.connectors.resources import connector_resources
 from revops_pipelines.errors import ConfigurationError
 from revops_pipelines.settings import load_settings
@@ -14,6 +14,8 @@ from revops_pipelines.testing.fake_gong import FakeGong
 from revops_pipelines.warehouse.duckdb import DuckDBWarehouse
 
 from .conftest import read_jsonl
+
+TODAY = DAILY.get_last_partition_key()  # today's partition: the incremental sync
 
 OTHER_SOURCES = {
     "SALESFORCE_CLIENT_ID": "i",
@@ -67,7 +69,9 @@ def _sync(tmp_path, small_world, monkeypatch, env, **fake_kw):
         settings = load_settings(_live(tmp_path, GONG_API_BASE_URL=fake.url, **env))
         gong = connector_resources(settings)["gong"]
         wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
-        result = dg.materialize([gong_sync], resources={"warehouse": wh, "gong": gong}, raise_on_error=False)
+        result = dg.materialize(
+            [gong_sync], resources={"warehouse": wh, "gong": gong}, partition_key=TODAY, raise_on_error=False
+        )
         return result, wh, [r.headers.get("Authorization") for r in fake.log]
 
 
