@@ -5,9 +5,11 @@ on or before the snapshot (no leakage); the label ``churned_in_horizon`` looks *
 null while its window is not yet observable.
 
 Account attributes are as of the snapshot too: ``seats`` is the seat count in force on it (the
-product's seats on the last usage day on or before it) and ``arr`` those seats at the contract's
-price per seat, so expansions, seat adds and downsells after the snapshot never reach it (the
-account record itself holds only today's seats and ARR). ``segment``, ``plan`` and
+product's seats on the last usage day on or before it) and ``arr`` those seats at the price of a
+seat in force (the last won new-business or renewal booking closed on or before the snapshot, over
+the seats on its close date; before any such booking, the account record's ARR / seats), so
+expansions, seat adds, downsells and repricings after the snapshot never reach it (the account
+record itself holds only today's seats and ARR). ``segment``, ``plan`` and
 ``billing_frequency`` come from the account record: the sources keep no history of them, and the
 sample world never changes them after the account is created.
 
@@ -204,6 +206,22 @@ seats_now AS (
     WHERE l.usage_date <= p.snap GROUP BY l.account_id
   ) n ON n.account_id = u.account_id AND n.last_day = u.usage_date
 ),
+-- the price of a seat in force: the last won new-business or renewal booking closed on or before the
+-- snapshot, over the seats on its close date (none yet: the account record's ARR / seats)
+bookings AS (
+  SELECT o.account_id, o.close_date, o.amount / NULLIF(s.seats, 0) AS price
+  FROM raw_sf_opportunities o
+  JOIN raw_product_usage s ON s.account_id = o.account_id AND s.usage_date = o.close_date, p
+  WHERE o.is_won AND o.type IN ('New Business', 'Renewal') AND o.close_date <= p.snap
+    AND CAST(o.created_at AS DATE) <= p.snap AND NOT o.is_deleted
+),
+price AS (
+  SELECT b.account_id, AVG(b.price) AS per_seat
+  FROM bookings b
+  JOIN (SELECT account_id, MAX(close_date) AS last_close FROM bookings GROUP BY account_id) m
+    ON m.account_id = b.account_id AND m.last_close = b.close_date
+  GROUP BY b.account_id
+),
 c AS (
   SELECT g.account_id, COUNT(*) AS calls_90d, AVG(s.sentiment) AS sentiment_90d,
     AVG(s.negative_share) AS negative_share_90d, SUM(s.risk_mentions) AS risk_mentions_90d
@@ -263,9 +281,9 @@ renewal AS (
   GROUP BY r.account_id, r.close_date
 )
 SELECT acct.account_id, acct.snap AS snapshot_date, acct.segment, acct.plan, acct.billing_frequency,
-  -- ARR in force: those seats at the contract's price per seat (ARR / seats on the account record;
-  -- the price of a seat is a contract term, the seat count is what moves)
-  seats_now.seats AS seats, ROUND(acct.arr / NULLIF(acct.seats, 0) * seats_now.seats, 2) AS arr,
+  -- ARR in force: those seats at the price of a seat in force
+  seats_now.seats AS seats,
+  ROUND(COALESCE(price.per_seat, acct.arr / NULLIF(acct.seats, 0)) * seats_now.seats, 2) AS arr,
   {tenure} AS tenure_days,
   CASE
     WHEN acct.billing_frequency = 'Monthly' THEN 30 - MOD({tenure}, 30)
@@ -291,6 +309,7 @@ FROM acct
 LEFT JOIN u ON u.account_id = acct.account_id
 LEFT JOIN last_active ON last_active.account_id = acct.account_id
 LEFT JOIN seats_now ON seats_now.account_id = acct.account_id
+LEFT JOIN price ON price.account_id = acct.account_id
 LEFT JOIN c ON c.account_id = acct.account_id
 LEFT JOIN t ON t.account_id = acct.account_id
 LEFT JOIN b ON b.account_id = acct.account_id

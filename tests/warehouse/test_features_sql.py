@@ -19,6 +19,7 @@ from revops_pipelines.warehouse.firebolt import FireboltWarehouse
 
 SNAP = dt.date(2025, 6, 1)
 EXPANSION_DAY = dt.date(2025, 8, 1)  # after SNAP
+REPRICE_DAY = dt.date(2025, 9, 1)  # account 7 renews at a new price per seat, after SNAP
 START = dt.date(2024, 10, 1)
 DEFAULTS = {
     "TEXT": "x",
@@ -59,7 +60,9 @@ def world(until: dt.date, seed: int = 3) -> dict:
                 plan="Growth",
                 billing_frequency="Monthly" if i % 3 == 0 else "Annual",
                 seats=seats_now,
-                arr=1000.0 * (i + 1) * seats_now / 20,
+                arr=(9000.0 if until >= REPRICE_DAY else 8000.0)
+                if i == 7
+                else 1000.0 * (i + 1) * seats_now / 20,
                 customer_since=since,
                 churn_date=churn,
             )
@@ -153,6 +156,23 @@ def world(until: dt.date, seed: int = 3) -> dict:
                 )
             day += dt.timedelta(days=1)
         rnd = random.Random(f"{seed}-{i}-opps")
+        # account 7's won renewals: 350 per seat from November 2024, 450 from REPRICE_DAY
+        for k, (close, amount) in enumerate([(dt.date(2024, 11, 1), 7000.0), (REPRICE_DAY, 9000.0)]):
+            if i == 7 and until >= close:
+                opps.append(
+                    row(
+                        OPPORTUNITIES,
+                        opportunity_id=f"opp-{a}-won{k}",
+                        account_id=a,
+                        type="Renewal",
+                        stage_name="Closed Won",
+                        amount=amount,
+                        is_closed=True,
+                        is_won=True,
+                        close_date=close,
+                        created_at=dt.datetime.combine(close - dt.timedelta(days=60), dt.time(9)),
+                    )
+                )
         if i == 3 and until >= EXPANSION_DAY:  # the won expansion behind account 3's new seats
             opps.append(
                 row(
@@ -252,6 +272,8 @@ def test_no_leakage_after_the_snapshot(warehouse):
     # the account record now says 26 seats and 1.3x the ARR for account 3 (an expansion after SNAP)
     a3 = "SELECT seats, arr FROM raw_sf_accounts WHERE account_id = '001A3'"
     assert tuple(warehouse.query(a3).iloc[0]) == (26, 5200.0)
+    a7 = "SELECT arr FROM raw_sf_accounts WHERE account_id = '001A7'"
+    assert warehouse.scalar(a7) == 9000.0  # and account 7 was repriced after SNAP
     assert_same(before, after, F.FEATURE_COLUMNS)
     assert before["churned_in_horizon"].isna().all()  # not observable yet on the snapshot
     assert after["churned_in_horizon"].notna().all()  # observable later, as the label
@@ -274,7 +296,7 @@ def test_seats_and_arr_are_the_values_in_force_on_the_snapshot(tmp_path):
     load(warehouse, world(until=dt.date(2025, 12, 31)))
     by = {
         s: features(warehouse, s).set_index("account_id")
-        for s in (dt.date(2025, 1, 1), SNAP, dt.date(2025, 9, 1))
+        for s in (dt.date(2025, 1, 1), SNAP, dt.date(2025, 9, 1), dt.date(2025, 10, 1))
     }
     assert by[dt.date(2025, 1, 1)].loc["001A4", "seats"] == 20  # before its expansion
     assert by[SNAP].loc["001A4", "seats"] == 25
@@ -282,6 +304,9 @@ def test_seats_and_arr_are_the_values_in_force_on_the_snapshot(tmp_path):
     assert by[SNAP].loc["001A3", "seats"] == 20 and by[SNAP].loc["001A3", "arr"] == pytest.approx(4000.0)
     assert by[dt.date(2025, 9, 1)].loc["001A3", "seats"] == 26  # after its expansion
     assert by[dt.date(2025, 9, 1)].loc["001A3", "arr"] == pytest.approx(5200.0)
+    # the price of a seat is the last won booking's by each snapshot, not the record's (450 today)
+    assert by[SNAP].loc["001A7", "arr"] == pytest.approx(7000.0)
+    assert by[dt.date(2025, 10, 1)].loc["001A7", "arr"] == pytest.approx(9000.0)
 
 
 def test_conversation_features_come_from_the_calls_in_the_window(tmp_path):
