@@ -75,6 +75,32 @@ def test_loading_definitions_imports_no_heavy_library(runtime_env):
     assert out.stdout.strip() == ""
 
 
+def test_loading_leaves_the_garbage_collector_as_it_found_it(runtime_env):
+    """definitions.py pauses automatic collection while it loads: it resumes it (also when the load
+    fails), and leaves it off in a process that had it off."""
+    import os
+
+    code = (
+        "import gc, sys\n"
+        "if sys.argv[1] == 'off':\n    gc.disable()\n"
+        "try:\n    import revops_pipelines.definitions\n"
+        "except Exception as err:\n    print(type(err).__name__, end=' ')\n"
+        "print(gc.isenabled())"
+    )
+    broken = {k: v for k, v in os.environ.items() if not k.startswith("FIREBOLT_")}
+    broken["REVOPS_WAREHOUSE"] = "firebolt"  # fails at load: no credentials
+    cases = [
+        ("on", os.environ, "True"),
+        ("off", os.environ, "False"),
+        ("on", broken, "ConfigurationError True"),
+    ]
+    for arg, env, expected in cases:
+        out = subprocess.run(
+            [sys.executable, "-c", code, arg], env=env, capture_output=True, text=True, check=True
+        )
+        assert out.stdout.strip() == expected, (arg, out.stdout, out.stderr[-2000:])
+
+
 def test_firebolt_without_credentials_fails_at_load_naming_the_setting(runtime_env, monkeypatch):
     monkeypatch.setenv("REVOPS_WAREHOUSE", "firebolt")
     monkeypatch.delenv("FIREBOLT_URL", raising=False)
