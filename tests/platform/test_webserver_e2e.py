@@ -1,7 +1,7 @@
 """Used as users use it: the real ``dagster dev`` (webserver + daemon) on a loopback port, driven only
 through its GraphQL API and a headless browser.
 
-One ``dagster dev`` process group serves a temporary DAGSTER_HOME and REVOPS_HOME (a 200-account
+One ``dagster dev`` process group serves a temporary DAGSTER_HOME and REVOPS_HOME (a 100-account
 sample world). The test materialises every asset by launching the jobs in the order the demo uses,
 backfills three monthly partitions of the retraining assets, sees a schedule tick (a test-only flow
 with an every-minute cron) and a sensor tick (the renewal flow's asset sensor), and takes a
@@ -144,7 +144,7 @@ def dagster_dev(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REVOPS_", "DAGSTER_"))}
     env.update(SMALL_WORLD)
     env.update(
-        REVOPS_SAMPLE_ACCOUNTS="200",
+        REVOPS_SAMPLE_ACCOUNTS="100",
         REVOPS_HOME=str(root / "revops"),
         DAGSTER_HOME=str(home),
         REVOPS_FLOWS_DIR=os.pathsep.join([str(ROOT / "flows_yaml"), str(flows)]),
