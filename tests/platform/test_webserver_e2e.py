@@ -96,14 +96,16 @@ class Dagster:
     def selector(self, **extra: str) -> dict:
         return {"repositoryLocationName": LOCATION, "repositoryName": self.repository, **extra}
 
-    def wait(self, what: str, probe, timeout: float, interval: float = 1.0):
+    def wait(self, what: str, probe, timeout: float, interval: float = 1.0, detail=None):
+        """Poll ``probe`` until truthy; on timeout, fail with ``detail()`` (what was seen) and the log."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             value = probe()
             if value:
                 return value
             time.sleep(interval)
-        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{self.log_tail()}")
+        seen = f"\nlast seen: {detail()}" if detail else ""
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{seen}\n{self.log_tail()}")
 
     def run(self, run_id: str) -> dict:
         return self.gql(
@@ -273,6 +275,7 @@ def session(dagster_dev):
             (b := _backfill(api, backfill_id))["status"] not in ("REQUESTED", "CANCELING", "FAILING") and b
         ),
         timeout=150,
+        detail=lambda: _backfill(api, backfill_id),
     )
 
     if tick is None:  # the scheduler tick (started above, so it has usually fired by now)
@@ -281,6 +284,7 @@ def session(dagster_dev):
             lambda: next((t for t in _ticks(api, "schedule", "flow_e2e_tick_schedule") if t["runIds"]), None),
             timeout=100,
             interval=2,
+            detail=lambda: _ticks(api, "schedule", "flow_e2e_tick_schedule"),
         )
         _stop_schedule(api, schedule_id)
     scheduled_run = api.wait_run(tick["runIds"][0], timeout=120)
@@ -291,6 +295,7 @@ def session(dagster_dev):
             (t for t in _ticks(api, "sensor", "flow_renewal_management_sensor") if t["runIds"]), None
         ),
         timeout=90,
+        detail=lambda: _ticks(api, "sensor", "flow_renewal_management_sensor"),
     )
     print(f"webserver session: {time.monotonic() - started:.0f} s after the code location loaded")
     return {
