@@ -153,6 +153,7 @@ PRICING_TRACKERS = ("Pricing",)
 
 # per dialect: parameters (``p``), window starts, label end, slope of utilisation over days
 DIALECT_PARTS: dict[str, dict[str, str]] = {
+    # (snapshot, horizon days): what the leakage probe (models/leakage.py) and ad-hoc runs pass
     "duckdb": {
         "p": "CAST(? AS DATE) AS snap, CAST(? AS INTEGER) AS horizon",
         "ago30": "p.snap - 30",
