@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -26,6 +27,7 @@ SUBCOMMANDS: dict[str, str] = {
     "tenants": "revops_pipelines.platform.tenants:tenants",
     "webhook": "revops_pipelines.webhooks.cli:webhook",
     "events": "revops_pipelines.webhooks.cli:events",
+    "insights": "revops_pipelines.agents.insights_cli:insights",
 }
 
 
@@ -228,6 +230,45 @@ def flows_state(flow_id: str, entity: str | None, history: bool) -> None:
             click.echo(
                 f"  {h['at']}  {h['entity_id']:<20} {h['step_id']:<22} {h['status']}  {h['detail'] or ''}"
             )
+
+
+def parse_age(text: str) -> timedelta:
+    """``180d``, ``12h``, ``4w`` or a plain number of days."""
+    import re as _re
+
+    m = _re.fullmatch(r"\s*(\d+)\s*([dhw]?)\s*", text or "")
+    if not m or int(m.group(1)) < 1:
+        raise RevOpsError(f"--older-than: expected a positive age like 180d, 12h or 4w, got {text!r}")
+    n, unit = int(m.group(1)), m.group(2) or "d"
+    return {"d": timedelta(days=n), "h": timedelta(hours=n), "w": timedelta(weeks=n)}[unit]
+
+
+@flows.command("prune")
+@click.option(
+    "--older-than",
+    default=None,
+    help="Age like 180d, 12h, 4w (default: REVOPS_FLOW_STATE_RETENTION_DAYS, 180 days).",
+)
+@click.option("--flow", "flow_id", default=None, help="Only this flow's history (default: every flow).")
+@click.option(
+    "--all-rows", is_flag=True, help="Also drop each step's latest history row (default: it is kept)."
+)
+def flows_prune(older_than: str | None, flow_id: str | None, all_rows: bool) -> None:
+    """Retention: delete flow state history older than an age. Current state is never deleted."""
+    from revops_pipelines.settings import load_settings
+
+    try:
+        age = (
+            parse_age(older_than) if older_than else timedelta(days=load_settings().flow_state_retention_days)
+        )
+    except RevOpsError as err:
+        _fail(err)
+    out = _state().prune(age, flow_id=flow_id, keep_latest=not all_rows)
+    click.echo(
+        f"pruned {out['deleted']} history row(s) before {out['cutoff']}"
+        + (f" of flow {flow_id}" if flow_id else "")
+        + ("" if all_rows else " (each step's latest row kept)")
+    )
 
 
 @flows.command("approve")

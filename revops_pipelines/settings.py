@@ -33,6 +33,8 @@ variable                        default                     meaning
 ``REVOPS_WEBHOOK_PUBLIC_URL``   —                           base URL HubSpot calls (its v3 signature
                                                             covers the full URI; default: as received)
 ``REVOPS_EVENTS_PATH``          ``$REVOPS_HOME/state/events.sqlite``  durable event store
+``REVOPS_FLOW_STATE_RETENTION_DAYS`` ``180``               flow state history older than this is pruned
+                                                            (``revops flows prune``)
 ``REVOPS_TENANT``               — (the default tenant)      tenant id: ``tenants/<id>.yaml`` scopes every
                                                             location below (see :func:`tenant_env`)
 ``REVOPS_TENANTS_DIR``          ``./tenants``               folder of the tenant files
@@ -157,6 +159,7 @@ class Settings:
     webhook_rate_source: int = 500
     webhook_rate_client: int = 100
     webhook_public_url: str | None = None
+    flow_state_retention_days: int = 180  # flow state history kept by `revops flows prune`
     tenant: Tenant | None = None  # None: the single default tenant
 
     @property
@@ -345,6 +348,7 @@ def _load(env: Mapping[str, str]) -> Settings:
         webhook_rate_source=_int(env, "REVOPS_WEBHOOK_RATE_SOURCE", 500, 1),
         webhook_rate_client=_int(env, "REVOPS_WEBHOOK_RATE_CLIENT", 100, 1),
         webhook_public_url=(env.get("REVOPS_WEBHOOK_PUBLIC_URL") or "").rstrip("/") or None,
+        flow_state_retention_days=_int(env, "REVOPS_FLOW_STATE_RETENTION_DAYS", 180, 1),
         home=home,
         warehouse=warehouse,
         duckdb_path=Path(env.get("REVOPS_DUCKDB_PATH") or home / "warehouse.duckdb"),

@@ -355,6 +355,18 @@ class DataAgent(Agent):
             filter_columns=filters,
         )  # fmt: skip
 
+    def read_frame(self, action: str, sql: str, params: list[Any]) -> pd.DataFrame:
+        """:meth:`read` for other agents that need many rows as a DataFrame (the Decision Agent's
+        context): the same guard, cache and query log, without the JSON round trip of a QueryResult."""
+        cols, tree = self.admit(sql)
+        tables, filters = tables_and_filters(tree, cols)
+        hits = self.cache.stats.hits
+        started = time.perf_counter()
+        df = self.cache.query(sql, params)
+        elapsed = (time.perf_counter() - started) * 1000
+        self._log(action, sql, tables, filters, len(df), elapsed, self.cache.stats.hits > hits)
+        return df
+
     def _log(self, action, sql, tables, filters, n, elapsed, cached) -> None:
         now = datetime.now(UTC).replace(tzinfo=None)
         h = hashlib.sha256(normalise(sql).encode()).hexdigest()[:16]

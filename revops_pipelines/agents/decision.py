@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from revops_pipelines.agents.base import ActionSpec, Agent
+from revops_pipelines.agents.insights import InsightStatus
 from revops_pipelines.agents.policy import ActionType, Policy, Priority, load_policy
 from revops_pipelines.agents.standardise import Currency, Day, EntityId, Money, Name
 from revops_pipelines.lazy import np, pd
@@ -103,7 +104,7 @@ class Insight(StrictModel):
     category: Literal[
         "deal_quality", "consumption_pattern", "churn_risk", "pipeline_health", "growth_opportunity"
     ]
-    status: Literal["new", "acknowledged", "in_progress", "resolved", "dismissed"] = "new"
+    status: InsightStatus = "open"  # lifecycle: revops_pipelines.agents.insights
     text: str
     confidence: float = Field(ge=0, le=1)
     impact: Literal["low", "medium", "high"]
@@ -186,8 +187,9 @@ INSIGHTS = table(
         ("created_at", "TIMESTAMP", False),
     ],
     keys=("insight_id",),
-    description="Insights behind decisions (category, status, confidence/impact/urgency); status is kept "
-    "when a re-run sees the same insight.",
+    description="Insights behind decisions (category, status, confidence/impact/urgency); status follows "
+    "the lifecycle open → acknowledged → actioned → resolved/dismissed (agent_insight_history) and is "
+    "kept when a re-run sees the same insight.",
     group="agents",
 )
 
@@ -474,12 +476,22 @@ def _previous(state: dict | None, snap: date) -> dict | None:
     return {"snapshot": s, **state["history"][s]}
 
 
+def _data_agent(agent: Agent) -> Any:
+    """The Data Agent the Decision Agent reads through (guarded, cached, logged): the ``data_agent``
+    service when given, else one on the same warehouse and runtime."""
+    if "data_agent" in agent.services:
+        return agent.services["data_agent"]
+    from revops_pipelines.agents.data import DataAgent
+
+    return DataAgent(agent.warehouse, agent.runtime)
+
+
 def assess_churn_risk(agent: DecisionAgent, p: ChurnRiskParams, context: dict[str, Any]) -> DecisionBatch:
     policy = agent.services.get("policy") or load_policy(p.policy)
     if p.threshold is not None:
         policy = policy.model_copy(deep=True)
         policy.thresholds.min_churn_score = p.threshold
-    df = agent.warehouse.query(_CONTEXT_SQL, [p.snapshot_date])
+    df = _data_agent(agent).read_frame("decision_context", _CONTEXT_SQL, [p.snapshot_date])
     ranked = decide_frame(policy, df, p.max_accounts)
     kb = _open_kb(agent) if (p.use_knowledge_base and policy.kb.enabled and len(ranked)) else None
     ids = ranked["account_id"].tolist()
@@ -567,7 +579,8 @@ def decisions_frame(batch: DecisionBatch) -> pd.DataFrame:
 
 class DecisionAgent(Agent):
     """Services (keyword arguments): ``knowledge_base`` (anything with ``search(query, k, collection=)``;
-    ``None`` disables passages; default: the KB at ``AgentRuntime.kb_uri`` / settings), ``policy``."""
+    ``None`` disables passages; default: the KB at ``AgentRuntime.kb_uri`` / settings), ``policy``,
+    ``data_agent`` (the Data Agent its context is read through; default one on the same warehouse)."""
 
     name = "decision"
     version = "2"

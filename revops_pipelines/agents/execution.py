@@ -392,6 +392,7 @@ def execute_actions(agent: ExecutionAgent, p: ExecuteParams, context: dict[str, 
             results[idx] = _result(key, a, d, status, record, error, attempts)
     if log_rows:
         agent.warehouse.merge(ACTION_LOG, pd.DataFrame(log_rows, columns=ACTION_LOG.column_names))
+        _actioned_insights(agent, log_rows)
     if dead_rows:
         agent.warehouse.merge(
             DEAD_LETTER,
@@ -426,6 +427,19 @@ def execute_actions(agent: ExecutionAgent, p: ExecuteParams, context: dict[str, 
         ),
         action_results=done,
     )
+
+
+def _actioned_insights(agent: Agent, log_rows: list[dict]) -> None:
+    """The insights of decisions whose action was carried out move to ``actioned`` (never fatal)."""
+    from revops_pipelines.agents.insights import mark_actioned
+
+    executed = {r["decision_id"]: r["status"] for r in log_rows if r["status"] in DONE}
+    if not executed:
+        return
+    try:
+        mark_actioned(agent.warehouse, executed)
+    except Exception as e:  # bookkeeping must not hide the actions' own outcome
+        log.warning(f"could not update insight statuses: {type(e).__name__}: {e}")
 
 
 class ExecutionAgent(Agent):

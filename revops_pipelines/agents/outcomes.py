@@ -12,7 +12,8 @@ later snapshot of ``account_features``:
 
 ``outcome`` is ``churned`` / ``renewed`` / ``improved`` / ``worsened`` / ``unchanged`` (health moved by
 less than ``0.05``) / ``pending`` (no later snapshot yet). Written to ``action_outcomes`` (merge on the
-action's key, so re-tracking updates rather than duplicates).
+action's key, so re-tracking updates rather than duplicates). Insights of decisions whose outcome is
+``renewed``, ``improved`` or ``churned`` move to ``resolved`` (see :mod:`revops_pipelines.agents.insights`).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ OUTCOMES = table(
 )
 
 _SQL = """
-SELECT l.idempotency_key, l.account_id, l.action_type, l.status AS action_status,
+SELECT l.idempotency_key, l.decision_id, l.account_id, l.action_type, l.status AS action_status,
        d.snapshot_date AS decision_snapshot,
        b.util_30d AS b_util, b.usage_trend AS b_trend, b.sentiment_90d AS b_sent, b.open_tickets AS b_open,
        b.days_to_renewal AS b_dtr,
@@ -119,5 +120,12 @@ def track_outcomes(warehouse: Warehouse, threshold: float = 0.05) -> dict[str, A
         columns=OUTCOMES.column_names,
     )
     warehouse.merge(OUTCOMES, out)
+    from revops_pipelines.agents.insights import resolve_from_outcomes
+
+    resolved = resolve_from_outcomes(warehouse, dict(zip(df["decision_id"], outcome, strict=True)))
     counts = out["outcome"].value_counts().to_dict()
-    return {"actions": len(out), "outcomes": {k: int(v) for k, v in sorted(counts.items())}}
+    return {
+        "actions": len(out),
+        "outcomes": {k: int(v) for k, v in sorted(counts.items())},
+        "insights_resolved": len(resolved),
+    }

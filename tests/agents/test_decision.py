@@ -70,7 +70,7 @@ def test_insights_recorded_with_category_status_and_kept_on_rerun(wh, runtime, k
     agent.run("assess_churn_risk", {"threshold": 0.3})
     ins = wh.query("SELECT * FROM agent_insights ORDER BY insight_id")
     assert {"churn_risk", "consumption_pattern", "deal_quality"} <= set(ins["category"])
-    assert set(ins["status"]) == {"new"}
+    assert set(ins["status"]) == {"open"}
     assert ins[["confidence", "impact", "urgency"]].notna().all().all()
     wh.execute("UPDATE agent_insights SET status = 'acknowledged' WHERE category = 'churn_risk'")
     agent.run("assess_churn_risk", {"threshold": 0.3})
