@@ -2,6 +2,7 @@
 a backfill of exactly that window in one run, and neither loses nor duplicates a call."""
 
 import dagster as dg
+import pytest
 
 from assets.gong import DAILY, current_partition_tags, gong_sync
 from revops_pipelines.connectors.base import StateStore
@@ -36,6 +37,7 @@ def test_gong_sync_is_daily_partitioned_with_single_run_backfills():
     assert current_partition_tags() == {"dagster/partition": TODAY}
 
 
+@pytest.mark.slow  # three Dagster runs through the stand-in
 def test_a_range_backfills_its_window_in_one_run_then_today_syncs_the_rest(small_world, tmp_path):
     calls = read_jsonl(small_world / "gong/calls.jsonl")
     march = {c["metaData"]["id"] for c in calls if c["metaData"]["started"].startswith("2024-03")}
