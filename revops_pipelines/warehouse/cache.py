@@ -10,7 +10,8 @@ With ``store_dir`` the results are also kept as Arrow IPC files in that folder (
 ``$REVOPS_HOME/cache/queries``), so every process on the machine shares them: the key holds the
 warehouse's identity and the version tokens read from the warehouse itself, so another process
 finds an entry only while nothing it read has been written since. Files are written atomically
-(temporary file, then rename); the oldest are removed beyond ``max_files``.
+(temporary file, then rename); the oldest are removed beyond ``max_files`` or ``max_bytes``, and a
+result larger than a quarter of ``max_bytes`` stays in memory only.
 """
 
 from __future__ import annotations
@@ -80,12 +81,14 @@ def table_tokens(wh: Warehouse) -> dict[str, tuple[str, Any]]:
 class FileStore:
     """Query results as Arrow IPC files named by cache key, shared by every process using ``root``."""
 
-    def __init__(self, root: str | Path, max_files: int = 4096):
-        if max_files < 1:
-            raise ValueError("max_files must be >= 1")
+    def __init__(self, root: str | Path, max_files: int = 4096, max_bytes: int = 256 * 2**20):
+        if max_files < 1 or max_bytes < 1:
+            raise ValueError("max_files and max_bytes must be >= 1")
         self.root = Path(root)
         self.max_files = max_files
+        self.max_bytes = max_bytes
         self._puts = 0
+        self._bytes_since_prune = 0
         self._prune_every = max(1, max_files // 64)  # listing the folder on every put would cost O(files)
 
     def _path(self, key: str) -> Path:
@@ -116,6 +119,8 @@ class FileStore:
             table = pa.Table.from_pandas(df, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
             return False
+        if table.nbytes > self.max_bytes // 4:  # one result may not crowd out the rest
+            return False
         self.root.mkdir(parents=True, exist_ok=True)
         path = self._path(key)
         tmp = path.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")
@@ -126,23 +131,28 @@ class FileStore:
         finally:
             tmp.unlink(missing_ok=True)
         self._puts += 1
-        if self._puts % self._prune_every == 0:
+        self._bytes_since_prune += table.nbytes
+        if self._puts % self._prune_every == 0 or self._bytes_since_prune > self.max_bytes // 8:
             self._prune()
+            self._bytes_since_prune = 0
         return True
 
     def _prune(self) -> None:
-        """Remove the oldest files beyond ``max_files`` (checked every few puts, so the folder can
-        briefly hold up to ``max_files / 64`` more)."""
+        """Remove the oldest files beyond ``max_files`` or ``max_bytes`` in all (checked every few
+        puts or an eighth of ``max_bytes`` written, so the folder can briefly hold a little more)."""
         aged = []
         for f in self.root.glob("*.arrow"):
             try:
-                aged.append((f.stat().st_mtime, f))
+                st = f.stat()
             except FileNotFoundError:  # removed by another process meanwhile
                 continue
-        if len(aged) <= self.max_files:
-            return
-        for _, f in sorted(aged)[: len(aged) - self.max_files]:
+            aged.append((st.st_mtime, st.st_size, f))
+        aged.sort()
+        total = sum(size for _, size, _ in aged)
+        while aged and (len(aged) > self.max_files or total > self.max_bytes):
+            _, size, f = aged.pop(0)
             f.unlink(missing_ok=True)
+            total -= size
 
     def clear(self) -> None:
         for f in self.root.glob("*.arrow"):
@@ -159,13 +169,14 @@ class QueryCache:
         max_entries: int = 256,
         store_dir: str | Path | None = None,
         max_files: int = 4096,
+        max_bytes: int = 256 * 2**20,
     ):
         if max_entries < 1:
             raise ValueError("max_entries must be >= 1")
         self.warehouse = warehouse
         self.max_entries = max_entries
         self.stats = CacheStats()
-        self.store = FileStore(store_dir, max_files) if store_dir is not None else None
+        self.store = FileStore(store_dir, max_files, max_bytes) if store_dir is not None else None
         self._entries: OrderedDict[str, pd.DataFrame] = OrderedDict()
         self._lock = threading.Lock()
 

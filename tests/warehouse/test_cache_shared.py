@@ -90,3 +90,13 @@ def test_file_store_is_atomic_bounded_and_tolerates_damage(tmp_path):
     assert not store.put(keys[0], pd.DataFrame({"x": [object()]}))  # not storable: memory only
     with pytest.raises(ValueError, match="not a cache key"):
         store.get("../escape")
+
+
+def test_file_store_is_bounded_in_bytes(tmp_path):
+    store = FileStore(tmp_path / "s", max_bytes=64_000)
+    big = pd.DataFrame({"x": range(4_000)})  # 32 kB of int64: over a quarter of the budget
+    assert not store.put(f"{1:064x}", big) and store.get(f"{1:064x}") is None
+    for i in range(12):
+        assert store.put(f"{i + 10:064x}", pd.DataFrame({"x": range(1_000)}))  # ~8 kB each
+    assert sum(f.stat().st_size for f in (tmp_path / "s").glob("*.arrow")) <= 64_000
+    assert store.get(f"{21:064x}") is not None and store.get(f"{10:064x}") is None  # oldest went first
