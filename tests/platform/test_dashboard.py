@@ -147,7 +147,7 @@ def test_the_dashboard_module_keeps_definitions_light():
 def test_the_asset_joins_the_code_location(runtime_env):
     from revops_pipelines.definitions import build_definitions
 
-    defs = dg.Definitions.merge(build_definitions(), dg.Definitions(assets=ASSETS, jobs=JOBS))
+    defs = build_definitions()  # the platform domain is part of the one code location
     dg.Definitions.validate_loadable(defs)
     assert defs.resolve_job_def("build_dashboard").name == "build_dashboard"
     assert dg.AssetKey("performance_dashboard") in defs.resolve_all_asset_keys()
