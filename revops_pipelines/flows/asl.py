@@ -8,7 +8,14 @@ Mapping:
   on-failure step (then ``Fail``) or straight to ``Fail``;
 * ``when`` → a ``Choice`` before the Task; its ``Default`` jumps past the step and everything that
   depends on it (as in the Dagster job, where a false ``when`` skips downstream steps);
-* ``wait`` → a ``Wait`` state (``Seconds``) before the step;
+* ``wait`` → an exact wait before the step: a ``Pass`` state ``due_<id>`` (``QueryLanguage: JSONata``
+  on that state only) computes the due time *anchor + days* into ``$.due_<id>``, as the Dagster runtime
+  does (``runtime.wait_due``), and a ``Wait`` state waits until it (``TimestampPath``). The
+  anchor is the completion time of the step named in ``after`` (a ``Pass`` state ``completed_<id>``
+  right after that step's Task stamps ``$.steps.<id>.completed_at`` from ``$$.State.EnteredTime``), the
+  time the entity entered the flow for ``after: start`` (a ``Pass`` state ``entered`` first stamps
+  ``$.started.at``), or the entity's field for ``after: entity.<field>``. A due time already past
+  continues at once;
 * ``approval`` → a ``.waitForTaskToken`` Task that resumes when a person approves;
 * fan-out flows: a ``select_entities`` Task, then a ``Map`` over ``$.entities`` whose item processor is
   the step chain (each item carries ``entity`` and ``steps``).
@@ -148,7 +155,8 @@ def _chain(spec: FlowSpec, fan_out: bool) -> tuple[str, dict[str, Any]]:
         if s.when:
             entry[s.id] = f"when_{s.id}"
         if s.wait:
-            entry[s.id] = f"wait_{s.id}"
+            entry[s.id] = f"due_{s.id}"
+    anchors = {s.wait.after for s in steps if s.wait} - {"start"}
     end_state = "Succeeded"
     states[end_state] = {"Type": "Succeed"}
     states["Failed"] = {
@@ -167,7 +175,20 @@ def _chain(spec: FlowSpec, fan_out: bool) -> tuple[str, dict[str, Any]]:
             handler_state = _task(spec, h, "Failed", "Failed", fan_out)
             handler_state.pop("Retry", None)
             states[catch_to] = handler_state
-        states[s.id] = _task(spec, s, nxt, catch_to, fan_out)
+        if s.id in anchors:  # a later wait counts from this step's completion: stamp it
+            states[s.id] = _task(spec, s, f"completed_{s.id}", catch_to, fan_out)
+            states[f"completed_{s.id}"] = {
+                "Type": "Pass",
+                "Comment": f"When {s.id} completed (anchor of a later wait)",
+                "Parameters": {
+                    "output.$": f"$.steps.{s.id}.output",
+                    "completed_at.$": "$$.State.EnteredTime",
+                },
+                "ResultPath": f"$.steps.{s.id}",
+                "Next": nxt,
+            }
+        else:
+            states[s.id] = _task(spec, s, nxt, catch_to, fan_out)
         after = s.id
         if s.approval:
             states[f"approve_{s.id}"] = {
@@ -193,11 +214,47 @@ def _chain(spec: FlowSpec, fan_out: bool) -> tuple[str, dict[str, Any]]:
         if s.wait:
             states[f"wait_{s.id}"] = {
                 "Type": "Wait",
-                "Comment": f"{s.wait.days} days after {s.wait.after}",
-                "Seconds": int(s.wait.days * 86400),
+                "Comment": f"Until {s.wait.days:g} days after {s.wait.after}",
+                "TimestampPath": f"$.due_{s.id}",
                 "Next": after,
             }
-    return entry[steps[0].id], states
+            states[f"due_{s.id}"] = {
+                "Type": "Pass",
+                "QueryLanguage": "JSONata",
+                "Comment": f"Due time of {s.id}: {s.wait.after} + {s.wait.days:g} days",
+                "Output": "{% $merge([$states.input, {'due_" + s.id + "': " + wait_timestamp(s) + "}]) %}",
+                "Next": f"wait_{s.id}",
+            }
+            after = f"due_{s.id}"
+    start = entry[steps[0].id]
+    if any(s.wait and s.wait.after == "start" for s in steps):
+        states["entered"] = {
+            "Type": "Pass",
+            "Comment": "When the entity entered the flow (anchor of waits after start)",
+            "Parameters": {"at.$": "$$.State.EnteredTime"},
+            "ResultPath": "$.started",
+            "Next": start,
+        }
+        start = "entered"
+    return start, states
+
+
+def wait_anchor(step: Step) -> str:
+    """The JSONata path of the time a step's ``wait`` counts from."""
+    assert step.wait is not None
+    after = step.wait.after
+    if after == "start":
+        return "$states.input.started.at"
+    if after.startswith("entity."):
+        return "$states.input.entity." + after.removeprefix("entity.")
+    return f"$states.input.steps.{after}.completed_at"
+
+
+def wait_timestamp(step: Step) -> str:
+    """JSONata for the exact due time: anchor + ``days`` (in milliseconds), as an ISO timestamp."""
+    assert step.wait is not None
+    ms = int(round(step.wait.days * 86_400_000))
+    return f"$fromMillis($toMillis({wait_anchor(step)}) + {ms})"
 
 
 def _descendants(steps: list[Step]) -> dict[str, set[str]]:

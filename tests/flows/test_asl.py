@@ -1,5 +1,7 @@
 """Step Functions export: valid States Language (statelint) and the same graph as the Dagster job."""
 
+import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -7,6 +9,7 @@ import pytest
 from revops_pipelines.flows.asl import task_order, to_asl, validate
 from revops_pipelines.flows.compiler import build_job
 from revops_pipelines.flows.loader import load_all, load_flow
+from revops_pipelines.flows.runtime import wait_due
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = load_all(ROOT / "flows_yaml")
@@ -49,14 +52,16 @@ def test_states_follow_error_handling_conditions_waits_and_approvals():
     assert states["on_failure_tell_cs"]["Next"] == "Failed"
     assert states["wait_adoption_check"] == {
         "Type": "Wait",
-        "Comment": "7.0 days after kickoff",
-        "Seconds": 7 * 86400,
+        "Comment": "Until 7 days after kickoff",
+        "TimestampPath": "$.due_adoption_check",
         "Next": "adoption_check",
     }
+    assert states["kickoff"]["Next"] == "completed_kickoff"  # stamps the anchor, then on
+    assert states["completed_kickoff"]["Next"] == "due_adoption_check"
     choice = states["when_low_adoption_alert"]
     assert choice["Choices"][0]["Variable"] == "$.steps.adoption_check.output.metrics.util_30d"
     assert choice["Choices"][0]["NumericLessThan"] == 0.3
-    assert choice["Default"] == "wait_day30_review"
+    assert choice["Default"] == "due_day30_review"
     assert states["approve_day30_review"]["Resource"].endswith(".waitForTaskToken")
     assert states["wait_day30_review"]["Next"] == "approve_day30_review"
 
@@ -82,3 +87,59 @@ steps:
     assert validate(doc) == []
     assert doc["States"]["when_alert"]["Default"] == "other"
     assert doc["States"]["when_alert"]["Choices"][0]["Next"] == "alert"
+
+
+def _due(states, step_id, machine_input):
+    """Evaluate the exported ``due_<step>`` Pass state's JSONata on ``machine_input`` (as Step Functions
+    binds it to ``$states.input``)."""
+    from jsonata import Jsonata
+
+    st = states[f"due_{step_id}"]
+    assert st["QueryLanguage"] == "JSONata" and st["Next"] == f"wait_{step_id}"
+    expr = Jsonata(re.fullmatch(r"\{% (.+) %\}", st["Output"]).group(1))
+    expr.assign("states", {"input": machine_input})
+    out = expr.evaluate(None)
+    assert {k: v for k, v in out.items() if k != f"due_{step_id}"} == machine_input  # input passed on
+    return datetime.fromisoformat(out[f"due_{step_id}"].replace("Z", "+00:00")).replace(tzinfo=None)
+
+
+def test_exported_waits_are_exact_like_the_runtime(tmp_path):
+    """Each exported wait computes the same due time as the Dagster runtime, from the same anchor."""
+    spec = next(s for s in SHIPPED if s.flow_id == "onboarding")
+    machine = to_asl(spec)["States"]["for_each_entity"]["ItemProcessor"]
+    states = machine["States"]
+    assert machine["StartAt"] == "entered" and states["entered"]["Next"] == "kickoff"
+    assert states["entered"]["Parameters"] == {"at.$": "$$.State.EnteredTime"}
+    steps = {s.id: s for s in spec.steps}
+    entered, kicked_off = "2026-01-01T08:00:00.000Z", "2026-01-03T17:45:12.000Z"
+    sfn_input = {
+        "entity": {"account_id": "001A0"},
+        "started": {"at": entered},
+        "steps": {"kickoff": {"output": {"status": "dry_run"}, "completed_at": kicked_off}},
+    }
+    doc = {"started_at": "2026-01-01T08:00:00", "steps": {"kickoff": {"at": "2026-01-03T17:45:12"}}}
+    for sid in ("adoption_check", "day30_review"):
+        assert _due(states, sid, sfn_input) == wait_due(steps[sid], doc, sfn_input["entity"])
+    assert _due(states, "adoption_check", sfn_input) == datetime(2026, 1, 10, 17, 45, 12)
+    assert _due(states, "day30_review", sfn_input) == datetime(2026, 1, 31, 8)
+    # an entity field as the anchor (a date), fractional days
+    p = tmp_path / "renew.yaml"
+    p.write_text(
+        """\
+flow_id: renew
+version: 1
+owner: ops
+entities: {sql: "SELECT account_id, renewal_date FROM accounts"}
+steps:
+  - {id: nudge, type: action, wait: {days: 1.5, after: entity.renewal_date},
+     parameters: {type: slack_message, parameters: {channel: "#cs-churn-alerts", text: hi}}}
+"""
+    )
+    spec = load_flow(p)
+    doc = to_asl(spec)
+    assert validate(doc) == []
+    states = doc["States"]["for_each_entity"]["ItemProcessor"]["States"]
+    ent = {"account_id": "A", "renewal_date": "2026-03-01"}
+    got = _due(states, "nudge", {"entity": ent, "steps": {}})
+    assert got == wait_due(spec.steps[0], {"steps": {}}, ent) == datetime(2026, 3, 2, 12)
+    assert "entered" not in states and not any(k.startswith("completed_") for k in states)
