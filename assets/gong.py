@@ -230,12 +230,15 @@ class WarehouseGongSink:
         self.counts = {"calls": 0, "parties": 0, "transcript_calls": 0, "sentences": 0, "quarantined": 0}
 
     def complete_call_ids(self, call_ids: list[str]) -> set[str]:
-        if not call_ids or not {CALLS.name, TRANSCRIPTS.name} <= set(self.wh.table_names()):
+        """Calls with their extensive record, parties and transcript loaded. A call loaded before
+        raw_gong_parties existed is not complete: listed again (a backfill of its day), it is re-fetched once."""
+        if not call_ids or not {CALLS.name, PARTIES.name, TRANSCRIPTS.name} <= set(self.wh.table_names()):
             return set()
         marks = ", ".join("?" for _ in call_ids)
         df = self.wh.query(
             f"SELECT c.call_id FROM {CALLS.name} c WHERE c.call_id IN ({marks}) "
-            f"AND EXISTS (SELECT 1 FROM {TRANSCRIPTS.name} t WHERE t.call_id = c.call_id)",
+            f"AND EXISTS (SELECT 1 FROM {TRANSCRIPTS.name} t WHERE t.call_id = c.call_id) "
+            f"AND EXISTS (SELECT 1 FROM {PARTIES.name} p WHERE p.call_id = c.call_id)",
             call_ids,
         )
         return set(df["call_id"].astype(str))

@@ -519,7 +519,10 @@ class GongResource(dg.ConfigurableResource):
         root = Path(self.sample_path)
         manifest = json.loads((root / "manifest.json").read_text())
         key, secret = "sample", secrets.token_urlsafe(16)
-        account = f"gong-sample-{manifest['seed']}-{manifest['accounts']}"
+        # the generator version too: a regenerated world starts from a fresh checkpoint (merges make it safe)
+        account = (
+            f"gong-sample-{manifest['seed']}-{manifest['accounts']}-v{manifest.get('generator_version', 0)}"
+        )
         with FakeGong.from_world(root, access_key=key, access_key_secret=secret) as server:
             from revops_pipelines.credentials import BasicCredential
 

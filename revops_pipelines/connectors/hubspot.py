@@ -388,7 +388,8 @@ class HubSpotResource(dg.ConfigurableResource):
         from revops_pipelines.testing.fake_hubspot import FakeHubSpot
 
         manifest = json.loads((Path(self.sample_path) / "manifest.json").read_text())
-        account = f"hubspot-sample-{manifest['seed']}-{manifest['accounts']}"
+        # the generator version too: a regenerated world starts from a fresh checkpoint (merges make it safe)
+        account = f"hubspot-sample-{manifest['seed']}-{manifest['accounts']}-v{manifest.get('generator_version', 0)}"
         token = secrets.token_urlsafe(16)
         with FakeHubSpot.from_world(self.sample_path, token=token) as fake:
             yield (

@@ -476,7 +476,8 @@ class SalesforceResource(dg.ConfigurableResource):
         from revops_pipelines.testing.fakes import make_test_cert
 
         manifest = json.loads((Path(self.sample_path) / "manifest.json").read_text())
-        account = f"salesforce-sample-{manifest['seed']}-{manifest['accounts']}"
+        # the generator version too: a regenerated world starts from a fresh checkpoint (merges make it safe)
+        account = f"salesforce-sample-{manifest['seed']}-{manifest['accounts']}-v{manifest.get('generator_version', 0)}"
         with tempfile.TemporaryDirectory() as tmp:
             cert = make_test_cert(Path(tmp))
             cid, secret = "sample-app", secrets.token_urlsafe(16)

@@ -15,6 +15,7 @@ from revops_pipelines.connectors.base import (
 )
 from revops_pipelines.connectors.gong import GongClient, GongResource, GongSync, GongSyncConfig
 from revops_pipelines.credentials import ApiKeyCredential, BasicCredential
+from revops_pipelines.sample.generator import GENERATOR_VERSION
 from revops_pipelines.testing.fake_gong import FakeGong
 
 from .conftest import read_jsonl
@@ -263,7 +264,7 @@ def test_sample_mode_resource_uses_the_real_client_through_the_stand_in(small_wo
     summary, stats = res.sync(sink)
     assert_exactly_once(sink, world)
     assert stats.requests == 2 + 2 * 2 and stats.http_429 == 0  # 175 calls: 2 list pages, 2+2 batches
-    assert (tmp_path / "gong-sample-7-30.json").exists()
+    assert (tmp_path / f"gong-sample-7-30-v{GENERATOR_VERSION}.json").exists()
 
 
 def test_backfill_window_is_separate_from_the_incremental_checkpoint(server, world, tmp_path):

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.gong import DAILY, WarehouseGongSink, gong_sync
+from assets.gong import DAILY, TABLES, WarehouseGongSink, gong_sync
 from revops_pipelines.connectors.gong import GongResource
 from revops_pipelines.warehouse.duckdb import DuckDBWarehouse
 
@@ -73,3 +73,25 @@ def test_quarantined_rows_land_in_the_warehouse_with_their_reason(tmp_path):
         [{"metaData": {"id": "42", "started": "2025-01-01T00:00:00Z"}}]
     )  # fixed and loaded later
     assert wh.row_count("raw_gong_quarantine") == 0 and wh.row_count("raw_gong_calls") == 1
+
+
+def test_a_call_without_parties_is_not_complete_so_a_backfill_refetches_it(tmp_path):
+    """Calls loaded before raw_gong_parties existed get their parties on the next listing."""
+    wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    for schema in TABLES:  # as gong_sync does before a sync
+        wh.ensure_table(schema)
+    sink = WarehouseGongSink(wh)
+    call = {
+        "metaData": {"id": "42", "started": "2025-01-01T10:00:00Z"},
+        "parties": [{"id": "p1", "speakerId": "s1", "affiliation": "External"}],
+        "interaction": {"speakers": [{"id": "s1", "talkTime": 60.0}]},
+    }
+    sink.write_calls([call])
+    sink.write_transcripts(
+        [{"callId": "42", "transcript": [{"speakerId": "s1", "sentences": [{"text": "Hi."}]}]}]
+    )
+    assert sink.complete_call_ids(["42"]) == {"42"}
+    wh.execute("DELETE FROM raw_gong_parties")  # as loaded by an older version
+    assert sink.complete_call_ids(["42"]) == set()
+    sink.write_calls([call])
+    assert sink.complete_call_ids(["42"]) == {"42"} and wh.row_count("raw_gong_parties") == 1

@@ -7,6 +7,7 @@ import pytest
 from assets.gong import DAILY, current_partition_tags, gong_sync
 from revops_pipelines.connectors.base import StateStore
 from revops_pipelines.connectors.gong import GongResource
+from revops_pipelines.sample.generator import GENERATOR_VERSION
 from revops_pipelines.warehouse.duckdb import DuckDBWarehouse
 
 from .conftest import read_jsonl
@@ -53,7 +54,7 @@ def test_a_range_backfills_its_window_in_one_run_then_today_syncs_the_rest(small
     assert len(instance.get_runs()) == 1  # the whole range in one run
     march_keys = {f"2024-03-{d:02d}" for d in range(1, 32)}
     assert instance.get_materialized_partitions(dg.AssetKey("raw_gong_calls")) == march_keys
-    saved = StateStore(state, "gong-sample-7-30").load()
+    saved = StateStore(state, f"gong-sample-7-30-v{GENERATOR_VERSION}").load()
     assert saved.get("completed_to") is None  # the incremental checkpoint is untouched
 
     mats, check = _run(wh, gong, instance, partition_key=TODAY)  # today's partition: incremental
