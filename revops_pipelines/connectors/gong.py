@@ -552,12 +552,13 @@ class GongResource(dg.ConfigurableResource):
         """One incremental run; with ``backfill=(from, to)`` a (resumable) re-listing of that window
         that leaves the incremental checkpoint alone.
 
-        ``window`` is a partition's time window: one that reaches the source's "now" (the current
-        day's partition) is the incremental run from the checkpoint; an older one is a backfill of
-        exactly that window. An explicit ``backfill`` wins over ``window``."""
+        ``window`` is a partition's time window: one that ends within a day of the source's "now" (the
+        current day's partition, or yesterday's when a code location loaded yesterday still targets it)
+        is the incremental run from the checkpoint; an older one is a backfill of exactly that window.
+        An explicit ``backfill`` wins over ``window``."""
         stats = RequestStats()
         with self.client(stats) as (c, facts):
-            if backfill is None and window is not None and window[1] < facts["now"]:
+            if backfill is None and window is not None and window[1] < facts["now"] - timedelta(days=1):
                 backfill = window
             cfg = GongSyncConfig(
                 start=facts["start"],

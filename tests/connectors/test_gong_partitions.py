@@ -76,3 +76,37 @@ def test_the_ingest_job_targets_todays_partition_by_default(runtime_env):
     job = defs.resolve_job_def("ingest_sample_world")
     assert job.tags.get("dagster/partition") == TODAY
     assert job.partitions_def == DAILY
+
+
+class _Sink:
+    def __init__(self):
+        self.calls = {}
+
+    def complete_call_ids(self, ids):
+        return set()
+
+    def write_calls(self, records):
+        self.calls.update({r["metaData"]["id"]: r for r in records})
+
+    def write_transcripts(self, records):
+        pass
+
+    def write_quarantine(self, rows):
+        pass
+
+
+def test_a_window_ending_within_a_day_of_now_is_the_incremental_sync(small_world, tmp_path):
+    from datetime import UTC, datetime
+
+    def mode(day_from, day_to):
+        gong = GongResource(
+            sample_path=str(small_world), state_dir=str(tmp_path / day_from), requests_per_second=1000
+        )
+        window = tuple(datetime.fromisoformat(d).replace(tzinfo=UTC) for d in (day_from, day_to))
+        summary, _ = gong.sync(_Sink(), window=window)
+        return summary.checkpoint["mode"], summary.checkpoint["from"]
+
+    # the sample world's "now" is 2026-01-01: yesterday's partition (a code location loaded a day
+    # ago) still runs incrementally from the start; an older day is a backfill of that day only
+    assert mode("2025-12-30", "2025-12-31") == ("incremental", "2024-01-01T00:00:00Z")
+    assert mode("2025-12-01", "2025-12-02") == ("backfill", "2025-12-01T00:00:00Z")
