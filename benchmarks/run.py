@@ -24,6 +24,7 @@ KEYS = [
     "embed",
     "decide",
     "flow_compile",
+    "flow_fanout",
     "webhook_ack",
     "peak_rss",
 ]
@@ -242,6 +243,7 @@ BENCHES: dict[str, Callable[[], dict] | str] = {
     "embed": "benchmarks.kb_search:bench_embed",
     "decide": "benchmarks.decide:bench_decide",
     "flow_compile": bench_flow_compile,
+    "flow_fanout": "benchmarks.flow_fanout:bench_flow_fanout",
     "webhook_ack": "benchmarks.webhook_ack:bench_webhook_ack",
     "peak_rss": bench_peak_rss,
 }
