@@ -123,6 +123,14 @@ def _summarise(defs: dg.Definitions, instance: dg.DagsterInstance, checks: list[
         if decisions is None
         else dict(zip(decisions["priority"], decisions["n"].astype(int), strict=True)),
         "actions": [] if actions is None else actions.to_dict("records"),
+        "insights": {}
+        if "agent_insights" not in tables
+        else {
+            str(r.status): int(r.n)
+            for r in wh.query(
+                "SELECT status, COUNT(*) AS n FROM agent_insights GROUP BY status ORDER BY status"
+            ).itertuples()
+        },
     }
 
 
@@ -162,6 +170,8 @@ def print_summary(s: dict[str, Any]) -> None:
     print("Actions taken:")
     for a in s["actions"]:
         print(f"  {a['action_type']:<16} {a['status']:<18} {a['n']}")
+    if s.get("insights"):
+        print(f"Insights by status: {s['insights']}")
     if s.get("dashboard"):
         print(f"\nPerformance dashboard: {s['dashboard']}")
     print("\nResult:", "OK" if s.get("ok") else "FAILED")
