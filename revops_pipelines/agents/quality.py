@@ -12,7 +12,9 @@ of the accounts):
   one realisation moves this ratio by ±0.15 or more (the report gives a 90 % Wilson interval); it is
   reported, never graded.
 * ``arr_recall`` / ``expected_arr_recall`` — ARR of the (expected) churners in the top ``k`` over the
-  ARR of all (expected) churners.
+  ARR of all (expected) churners;
+* ``confidence_gap_top_k`` — mean confidence (calibrated churn score) the policy shows for its top ``k``
+  minus their mean true probability: calibration where the team acts (> 0: over-confident).
 
 Each is reported for the policy, for the model score alone (what the policy starts from) and for
 the oracle, with ``ratio_to_oracle`` = policy / oracle. The goal (policy ≥ 0.9 × oracle expected
@@ -153,6 +155,8 @@ def _one(df: pd.DataFrame, ranked: dict[str, pd.DataFrame], k: int) -> dict[str,
     out: dict[str, Any] = {g: _metrics(t, df) for g, t in tops.items()}
     out["k"] = int(k)
     out["hits"] = {g: int(t["churned"].sum()) for g, t in tops.items()}
+    top = tops["policy_metrics"]
+    out["confidence_top_k"] = float(top["churn_score"].mean()) if len(top) else 0.0
     out["overlap_with_oracle_top_k"] = (
         len(set(tops["policy_metrics"]["account_id"]) & set(tops["oracle"]["account_id"])) / k if k else 0.0
     )
@@ -179,6 +183,9 @@ def _summarise(per: list[dict[str, Any]]) -> dict[str, Any]:
     for group in ("policy_metrics", "model_only", "oracle"):
         out[group] = {m: float(np.mean([p[group][m] for p in per])) for m in METRICS}
     out["overlap_with_oracle_top_k"] = float(np.mean([p["overlap_with_oracle_top_k"] for p in per]))
+    # calibration where it matters: the confidence the policy shows for its top k vs their true probability
+    out["confidence_top_k"] = float(np.mean([p["confidence_top_k"] for p in per]))
+    out["confidence_gap_top_k"] = out["confidence_top_k"] - out["policy_metrics"]["expected_precision_at_k"]
     out["ratio_to_oracle"] = {
         m: (out["policy_metrics"][m] / v if v else None) for m, v in out["oracle"].items()
     }
@@ -252,6 +259,8 @@ def decision_quality(
         "model_ratio_to_oracle": head["model_ratio_to_oracle"],
         "overlap_with_oracle_top_k": head["overlap_with_oracle_top_k"],
         "precision_interval_90": head["precision_interval_90"],
+        "confidence_top_k": head["confidence_top_k"],
+        "confidence_gap_top_k": head["confidence_gap_top_k"],
         "by_k": by_k,
         "graded_metric": GRADED_METRIC,
         "goal": GOAL,
@@ -268,6 +277,7 @@ def quality_metadata(q: dict[str, Any]) -> dict[str, float | int | str | bool]:
         "decision_quality_snapshots": ", ".join(q["snapshots"]),
         "decision_quality_graded_metric": q["graded_metric"],
         "decision_quality_goal_met": bool(q["goal_met"]),
+        "confidence_gap_top_k": round(q["confidence_gap_top_k"], 4),
         "worst_ratio_over_k": round(q["worst_ratio_over_k"], 4)
         if q["worst_ratio_over_k"] is not None
         else float("nan"),

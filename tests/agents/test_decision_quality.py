@@ -97,6 +97,10 @@ def test_goal_needs_every_k_not_a_chosen_one(tmp_path):
     perfect = world[["account_id"]].assign(churn_score=world["true_p"])
     q = decision_quality(w, 50, policy=pol, scores=perfect)
     assert q["goal_met"] and q["worst_ratio_over_k"] == pytest.approx(1.0)
+    assert q["confidence_gap_top_k"] == pytest.approx(0.0)  # true probabilities as scores: calibrated
+    inflated = perfect.assign(churn_score=np.clip(perfect["churn_score"] + 0.1, 0, 1))
+    q = decision_quality(w, 50, policy=pol, scores=inflated)
+    assert q["confidence_gap_top_k"] == pytest.approx(0.1, abs=1e-3) and q["goal_met"]  # same order
     # right about the 25 most likely churners, noise after them: passes at k=25 only
     order = world["true_p"].rank(ascending=False, method="first")
     noise = np.random.default_rng(5).uniform(0, 0.01, len(world))
