@@ -219,7 +219,10 @@ def _run_items(step: Step, items: list[tuple[dict[str, Any], StepContext]], batc
     fn = batch_function(step) if batch and len(items) > 1 else None
     if fn is not None:
         try:
-            return list(fn(items))
+            out = list(fn(items))
+            if len(out) != len(items):
+                raise RuntimeError(f"batch path returned {len(out)} results for {len(items)} entities")
+            return out
         except Exception as e:  # attribute failures per entity: fall back to one call each
             log.warning(f"batch call of step {step.id} failed ({type(e).__name__}: {e}); running per entity")
     out: list[Any] = []

@@ -123,6 +123,8 @@ def _many(items):
     CALLS.append(f"many:{len(items)}")
     if any(p.value == 99 for p, _ in items):
         raise RuntimeError("the whole batch call failed")
+    if any(p.value == 98 for p, _ in items):
+        return []  # a broken batch path: too few results
     return [
         ValueError(f"negative value for {c.entity_id}") if p.value < 0 else {"double": 2 * p.value}
         for p, c in items
@@ -174,6 +176,10 @@ def test_a_failed_batch_call_falls_back_to_one_call_per_entity(tmp_path, doubler
     out = run_entity_step(spec, spec.steps[0], StepContext("dbl", "s", "r", None, None), ents, state, now=T0)
     assert CALLS == ["many:2", "one:a", "one:b"]
     assert out["outputs"] == {"a": {"double": 198}, "b": {"double": 4}}
+    CALLS.clear()
+    ents = [{"_id": "c", "v": 98}, {"_id": "d", "v": 1}]
+    out = run_entity_step(spec, spec.steps[0], StepContext("dbl", "s", "r", None, None), ents, state, now=T0)
+    assert CALLS == ["many:2", "one:c", "one:d"] and out["counts"] == {"done": 2}
 
 
 def test_account_metrics_many_matches_account_metrics(tmp_path, agents):
