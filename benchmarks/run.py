@@ -230,7 +230,8 @@ def bench_peak_rss() -> dict:
     return {
         **last,
         "measured_in_this_run": False,
-        "goal": f"reported (last measured {last['measured_at'][:10]}, not in this run: BENCH_PEAK_RSS=1)",
+        "goal": f"reported (last measured {last['measured_at'][:10]} on {last['accounts']:,} accounts, "
+        "not in this run: BENCH_PEAK_RSS=1)",
     }
 
 
