@@ -89,6 +89,10 @@ FEATURES = table(
         ("usage_slope_90d", "DOUBLE"),
         ("sessions_30d", "DOUBLE"),
         ("features_used_30d", "DOUBLE"),
+        ("events_per_session_30d", "DOUBLE"),
+        ("events_per_session_prev_60d", "DOUBLE"),
+        ("events_per_session_180d", "DOUBLE"),
+        ("sessions_per_user_30d", "DOUBLE"),
         ("days_since_active", "INTEGER"),
         ("calls_90d", "INTEGER"),
         ("sentiment_90d", "DOUBLE"),
@@ -141,6 +145,16 @@ def _flag(cond: str) -> str:
 _UTIL = "CAST(u.active_users AS DOUBLE PRECISION) / NULLIF(u.seats, 0)"
 _DAY_X = "CAST(DATE_DIFF('day', p.snap, u.usage_date) AS DOUBLE PRECISION)"
 _XY = f"CASE WHEN u.seats <> 0 THEN {_DAY_X} END"  # least squares over days with a utilisation
+
+
+def _ratio(num: str, den: str, cond: str) -> str:
+    """SUM(num) / SUM(den) over the rows where ``cond`` holds, as a float (null when den sums to 0)."""
+    return (
+        f"CAST(SUM(CASE WHEN {cond} THEN {num} END) AS DOUBLE PRECISION) / "
+        f"NULLIF(SUM(CASE WHEN {cond} THEN {den} END), 0)"
+    )
+
+
 _COMPLETENESS = (
     "("
     + " + ".join(_flag(f"o.meddpicc_{m} IS NOT NULL") for m in MEDDPICC_FIELDS)
@@ -188,9 +202,20 @@ u AS (
     AVG(CASE WHEN u.usage_date <= {ago30} THEN {util} END) AS util_prev_60d,
     {slope} AS usage_slope_90d,
     AVG(CASE WHEN u.usage_date > {ago30} THEN u.sessions END) AS sessions_30d,
-    AVG(CASE WHEN u.usage_date > {ago30} THEN u.features_used END) AS features_used_30d
+    AVG(CASE WHEN u.usage_date > {ago30} THEN u.features_used END) AS features_used_30d,
+    -- depth of use, whatever the team's size or adoption: events per session, sessions per active user
+    {eps_30} AS events_per_session_30d,
+    {eps_prev_60} AS events_per_session_prev_60d,
+    {spu_30} AS sessions_per_user_30d
   FROM raw_product_usage u, p
   WHERE u.usage_date <= p.snap AND u.usage_date > {ago90}
+  GROUP BY u.account_id
+),
+-- the account's longer-run level (180 days up to the snapshot)
+u180 AS (
+  SELECT u.account_id, {eps_180} AS events_per_session_180d
+  FROM raw_product_usage u, p
+  WHERE u.usage_date <= p.snap AND u.usage_date > {ago180}
   GROUP BY u.account_id
 ),
 last_active AS (
@@ -293,6 +318,8 @@ SELECT acct.account_id, acct.snap AS snapshot_date, acct.segment, acct.plan, acc
   u.util_30d, u.util_prev_60d,
   CASE WHEN u.util_prev_60d > 0 THEN u.util_30d / u.util_prev_60d END AS usage_trend,
   u.usage_slope_90d, u.sessions_30d, u.features_used_30d,
+  u.events_per_session_30d, u.events_per_session_prev_60d, u180.events_per_session_180d,
+  u.sessions_per_user_30d,
   COALESCE(DATE_DIFF('day', last_active.last_day, acct.snap), {tenure}) AS days_since_active,
   COALESCE(c.calls_90d, 0) AS calls_90d, c.sentiment_90d, c.negative_share_90d,
   COALESCE(c.risk_mentions_90d, 0) AS risk_mentions_90d,
@@ -308,6 +335,7 @@ SELECT acct.account_id, acct.snap AS snapshot_date, acct.segment, acct.plan, acc
   END AS churned_in_horizon
 FROM acct
 LEFT JOIN u ON u.account_id = acct.account_id
+LEFT JOIN u180 ON u180.account_id = acct.account_id
 LEFT JOIN last_active ON last_active.account_id = acct.account_id
 LEFT JOIN seats_now ON seats_now.account_id = acct.account_id
 LEFT JOIN price ON price.account_id = acct.account_id
@@ -325,8 +353,14 @@ def render_features_sql(dialect: str) -> str:
     """:data:`FEATURES_TEMPLATE` with ``dialect``'s parts filled in."""
     if dialect not in DIALECT_PARTS:
         raise ValueError(f"unknown dialect {dialect!r} (one of {sorted(DIALECT_PARTS)})")
+    parts = DIALECT_PARTS[dialect]
+    recent, earlier = f"u.usage_date > {parts['ago30']}", f"u.usage_date <= {parts['ago30']}"
     return FEATURES_TEMPLATE.format(
-        **DIALECT_PARTS[dialect],
+        **parts,
+        eps_30=_ratio("u.events", "u.sessions", recent),
+        eps_prev_60=_ratio("u.events", "u.sessions", earlier),
+        eps_180=_ratio("u.events", "u.sessions", "u.usage_date <= p.snap"),
+        spu_30=_ratio("u.sessions", "u.active_users", recent),
         util=_UTIL,
         completeness=_COMPLETENESS,
         tenure="DATE_DIFF('day', acct.customer_since, acct.snap)",

@@ -342,3 +342,30 @@ def test_conversation_features_come_from_the_calls_in_the_window(tmp_path):
             pd.isna(got.loc[account, "customer_talk_ratio_90d"])
             and got.loc[account, "pricing_mentions_90d"] == 0
         )
+
+
+def test_usage_depth_features_are_ratios_of_sums_in_their_windows(tmp_path):
+    """Events per session and sessions per active user equal their recomputation from the usage rows
+    of each window up to the snapshot (Firebolt: the rendering test compares them)."""
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    data = world(until=dt.date(2025, 12, 31))
+    load(warehouse, data)
+    got = features(warehouse).set_index("account_id")
+    use = pd.DataFrame(data[USAGE])
+    use = use[use["usage_date"] <= SNAP]
+    windows = {
+        "events_per_session_30d": ("events", "sessions", SNAP - dt.timedelta(days=30), SNAP),
+        "events_per_session_prev_60d": (
+            "events",
+            "sessions",
+            SNAP - dt.timedelta(days=90),
+            SNAP - dt.timedelta(days=30),
+        ),
+        "events_per_session_180d": ("events", "sessions", SNAP - dt.timedelta(days=180), SNAP),
+        "sessions_per_user_30d": ("sessions", "active_users", SNAP - dt.timedelta(days=30), SNAP),
+    }
+    for account in got.index:
+        rows = use[use["account_id"] == account]
+        for col, (num, den, lo, hi) in windows.items():
+            w = rows[(rows["usage_date"] > lo) & (rows["usage_date"] <= hi)]
+            assert got.loc[account, col] == pytest.approx(w[num].sum() / w[den].sum()), (account, col)
