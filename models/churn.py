@@ -1,7 +1,8 @@
 """Churn model assets: train (time split, calibrated, graded against the oracle) and score.
 
-``churn_model`` trains LightGBM on past snapshots, calibrates on the next ones and evaluates on
-the latest labelled snapshots, then registers the model (a challenger) in the model store with its
+``churn_model`` trains on past snapshots (by default a decision-hazard model: the churn hazard at each
+contract decision in the label window, linear in the account's signals; ``model_type="lgbm"`` trains
+LightGBM instead), calibrates on the next ones and evaluates on the latest labelled snapshots, then registers the model (a challenger) in the model store with its
 metrics, training window, data fingerprint, params and code version. The blocking check
 ``churn_model_not_worse_than_champion`` scores champion and challenger on the challenger's holdout
 and promotes the challenger only if it is not worse; otherwise ``churn_scores`` does not run and the
@@ -34,6 +35,16 @@ AUC_TOLERANCE = 0.005
 
 
 class ChurnTrainConfig(dg.Config):
+    model_type: str = Field(
+        default="hazard_glm",
+        pattern="^(hazard_glm|lgbm)$",
+        description="hazard_glm: churn hazard at each contract decision in the window, linear in the "
+        "signals (models.churn_lib.HazardModel; ranks the riskiest accounts better with few churners); "
+        "lgbm: LightGBM on the same features (the num_*/learning_rate/lambda_l2/seed settings below).",
+    )
+    hazard_l2: float = Field(
+        default=100.0, ge=0, description="L2 penalty on the hazard model's standardised weights."
+    )
     horizon_days: int = Field(default=90, description="Must match the label horizon of account_features.")
     eval_months: int = Field(
         default=3, ge=1, description="Latest labelled snapshots held out for evaluation."
@@ -140,11 +151,14 @@ def train_and_save(
         calib_months=config.calib_months,
         k_share=config.precision_k_share,
         oracle=oracle,
+        model=config.model_type,
+        hazard_l2=config.hazard_l2,
     )
     png = lib.calibration_png(lib.calibration_table(fit.y_eval, fit.p_eval), fit.oracle_table)
     split = fit.split
     meta = {
-        "params": params,
+        "model_type": config.model_type,
+        "params": {**params, "hazard_l2": config.hazard_l2} if config.model_type == "hazard_glm" else params,
         "num_boost_round": config.num_boost_round,
         "horizon_days": config.horizon_days,
         "split": {
@@ -175,8 +189,8 @@ def train_and_save(
     group_name="models",
     kinds={"lightgbm"},
     deps=["account_features", "sample_oracle"],
-    description="LightGBM churn model (challenger): time-split, Platt-calibrated, graded against the sample "
-    "world's oracle. It serves only once the blocking check shows it is not worse than the champion.",
+    description="Churn model (challenger; a decision-hazard model by default, or LightGBM): time-split, "
+    "Platt-calibrated, graded against the sample world's oracle. It serves only once the blocking check shows it is not worse than the champion.",
 )
 def churn_model(
     context: dg.AssetExecutionContext, config: ChurnTrainConfig, warehouse: Warehouse, model_store: ModelStore
@@ -241,10 +255,10 @@ def load_version(model_store: ModelStore, version: str, name: str = MODEL_NAME):
     meta = model_store.meta(name, version)
     text = model_store.load(name, version, "model.txt").decode("utf-8", errors="replace")
     try:
-        booster = lgb.Booster(model_str=text)
+        booster = lib.load_model_text(text)
         enc = lib.Encoder.from_dict(meta["encoder"])
         cal = lib.PlattCalibrator(**meta["calibrator"])
-    except (lgb.basic.LightGBMError, KeyError, TypeError) as err:
+    except (lgb.basic.LightGBMError, KeyError, TypeError, ValueError) as err:
         raise ModelCorrupt(f"{name} version {version}: cannot load the model ({err})") from None
     return booster, enc, cal, meta
 
