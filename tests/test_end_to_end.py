@@ -64,8 +64,9 @@ def test_decision_quality_is_graded_against_the_oracle(demo_run):
     q = demo_run[0]["decision_quality"]
     assert 0 < q["oracle_precision_at_k"] <= 1
     assert 0 <= q["policy_precision_at_k"] <= 1
+    # the summary's figures are rounded to 4 places; the ratio is computed before rounding
     assert q["precision_at_k_vs_oracle"] == pytest.approx(
-        q["policy_precision_at_k"] / q["oracle_precision_at_k"]
+        q["policy_precision_at_k"] / q["oracle_precision_at_k"], rel=2e-3
     )
 
 
