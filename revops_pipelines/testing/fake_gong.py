@@ -19,6 +19,7 @@ call yet"), serve a broken extensive record (``malformed``), keep failing for on
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import threading
 import uuid
@@ -55,6 +56,7 @@ class FakeGong(LoopbackServer):
     ):
         super().__init__(**kw)
         self.calls = sorted(calls, key=lambda c: (_z(c["metaData"]["started"]), c["metaData"]["id"]))
+        self._starts = [_z(c["metaData"]["started"]) for c in self.calls]  # sorted: windows by bisection
         self.by_id = {c["metaData"]["id"]: c for c in self.calls}
         self.transcripts = {t["callId"]: t for t in transcripts}
         self.page_size = page_size
@@ -115,7 +117,7 @@ class FakeGong(LoopbackServer):
         else:
             lo, hi = _z(q.get("fromDateTime") or "0000"), _z(q.get("toDateTime") or "9999")
             offset, page_no = 0, 1
-        window = [c for c in self.calls if lo <= _z(c["metaData"]["started"]) < hi]
+        window = self.calls[bisect.bisect_left(self._starts, lo) : bisect.bisect_left(self._starts, hi)]
         if not window:
             return Reply(404, {"errors": ["No calls found corresponding to the provided filters"]})
         page = [c["metaData"] for c in window[offset : offset + self.page_size]]
