@@ -1,8 +1,9 @@
 """Churn model assets: train (time split, calibrated, graded against the oracle) and score.
 
-``churn_model`` trains on past snapshots (by default a decision-hazard model: the churn hazard at each
-contract decision in the label window, linear in the account's signals; ``model_type="lgbm"`` trains
-LightGBM instead), calibrates on the next ones and evaluates on the latest labelled snapshots, then registers the model (a challenger) in the model store with its
+``churn_model`` trains on past snapshots (by default, ``model_type="auto"``, both LightGBM and a
+decision-hazard model — the churn hazard at each contract decision in the label window, linear in the
+account's signals — keeping the one with the higher AUC on the calibration snapshots, which precede the
+held-out ones; ``"lgbm"`` or ``"hazard_glm"`` trains only that one), calibrates on the next ones and evaluates on the latest labelled snapshots, then registers the model (a challenger) in the model store with its
 metrics, training window, data fingerprint, params and code version. The blocking check
 ``churn_model_not_worse_than_champion`` scores champion and challenger on the challenger's holdout
 and promotes the challenger only if it is not worse; otherwise ``churn_scores`` does not run and the
@@ -36,9 +37,11 @@ AUC_TOLERANCE = 0.005
 
 class ChurnTrainConfig(dg.Config):
     model_type: str = Field(
-        default="hazard_glm",
-        pattern="^(hazard_glm|lgbm)$",
-        description="hazard_glm: churn hazard at each contract decision in the window, linear in the "
+        default="auto",
+        pattern="^(auto|hazard_glm|lgbm)$",
+        description="auto: train both below on the same snapshots and keep the one with the higher "
+        "validation AUC on the calibration snapshots (before the held-out ones; realised labels only); "
+        "hazard_glm: churn hazard at each contract decision in the window, linear in the "
         "signals (models.churn_lib.HazardModel; ranks the riskiest accounts better with few churners); "
         "lgbm: LightGBM on the same features (the num_*/learning_rate/lambda_l2/seed settings below).",
     )
@@ -100,6 +103,15 @@ def _code_version() -> str:
         return __version__
 
 
+def _selection_table(selection: dict) -> str:
+    cols = list(next(iter(selection["candidates"].values())))
+    lines = ["| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for m, row in selection["candidates"].items():
+        mark = " (chosen)" if m == selection["chosen"] else ""
+        lines.append(f"| {m}{mark} | " + " | ".join(f"{row[c]:.4f}" for c in cols) + " |")
+    return "\n".join(lines)
+
+
 def _md_table(metrics: dict[str, dict[str, float]]) -> str:
     keys = list(next(iter(metrics.values())))
     lines = ["| metric | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
@@ -157,8 +169,10 @@ def train_and_save(
     png = lib.calibration_png(lib.calibration_table(fit.y_eval, fit.p_eval), fit.oracle_table)
     split = fit.split
     meta = {
-        "model_type": config.model_type,
-        "params": {**params, "hazard_l2": config.hazard_l2} if config.model_type == "hazard_glm" else params,
+        "model_type": fit.model_type,
+        "requested_model_type": config.model_type,
+        "selection": fit.selection,
+        "params": {**params, "hazard_l2": config.hazard_l2} if fit.model_type == "hazard_glm" else params,
         "num_boost_round": config.num_boost_round,
         "horizon_days": config.horizon_days,
         "split": {
@@ -189,7 +203,8 @@ def train_and_save(
     group_name="models",
     kinds={"lightgbm"},
     deps=["account_features", "sample_oracle"],
-    description="Churn model (challenger; a decision-hazard model by default, or LightGBM): time-split, "
+    description="Churn model (challenger; by default LightGBM and a decision-hazard model are both trained and "
+    "the better on validation snapshots before the holdout is kept): time-split, "
     "Platt-calibrated, graded against the sample world's oracle. It serves only once the blocking check shows it is not worse than the champion.",
 )
 def churn_model(
@@ -207,6 +222,7 @@ def churn_model(
     m = metrics["model"]
     md: dict = {
         "version": version,
+        "model_type": fit.model_type,
         "champion_before": model_store.champion(MODEL_NAME) or "",
         "auc": m["auc"],
         "pr_auc": m["pr_auc"],
@@ -226,6 +242,16 @@ def churn_model(
         "data_fingerprint": fit.data_fingerprint,
         "code_version": _code_version(),
     }
+    if fit.selection is not None:
+        sel = fit.selection
+        md.update(
+            {
+                "selection_reason": f"{sel['chosen']}: {sel['reason']} ({sel['criterion']})",
+                "candidates": dg.MetadataValue.md(_selection_table(sel)),
+                "validation_snapshots": ", ".join(sel["validation_snapshots"]),
+            }
+        )
+        context.log.info(f"model_type=auto chose {sel['chosen']}: {sel['reason']}")
     if has_oracle:
         o = metrics["oracle"]
         md.update(

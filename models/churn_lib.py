@@ -416,6 +416,31 @@ class ChurnFit:
     importance: list[tuple[str, float]]
     data_fingerprint: str
     reference: dict[str, dict]
+    model_type: str = "lgbm"  # the type that was fitted (with "auto": the one selected)
+    selection: dict | None = None  # with "auto": the candidates' metrics and the choice, see select_model
+
+
+MODEL_TYPES = ("lgbm", "hazard_glm")
+# with "auto", a tie on the validation score goes to the earlier entry (the one with fewer parameters)
+AUTO_CANDIDATES = ("hazard_glm", "lgbm")
+SELECTION_CRITERION = (
+    "higher validation AUC (realised labels) on the calibration snapshots, which follow every training "
+    "snapshot and end at least the label horizon before the first held-out snapshot; a tie goes to hazard_glm"
+)
+
+
+def validation_score(y: np.ndarray, p: np.ndarray) -> float:
+    """The champion/challenger criterion of ``model="auto"``: AUC of ``p`` against the realised labels."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y.astype(int), p))
+
+
+def select_model(scores: dict[str, float]) -> tuple[str, str]:
+    """The candidate with the highest validation score (ties: the first in ``scores``), and why."""
+    best = max(scores, key=lambda m: (scores[m], -list(scores).index(m)))
+    others = ", ".join(f"{m} {v:.4f}" for m, v in scores.items() if m != best)
+    return best, f"validation AUC {scores[best]:.4f} against {others}"
 
 
 def fit_churn(
@@ -433,9 +458,12 @@ def fit_churn(
     model: str = "lgbm",
     hazard_l2: float = 30.0,
 ) -> ChurnFit:
-    """Time split → LightGBM on the past → Platt on the next snapshots → metrics on the latest ones.
+    """Time split → a model on the past → Platt on the next snapshots → metrics on the latest ones.
 
-    ``df`` holds labelled feature rows (``snapshot_date`` as ISO text); ``oracle`` optionally holds
+    ``model`` is ``"lgbm"``, ``"hazard_glm"`` or ``"auto"``: both fitted on the same training
+    snapshots, each Platt-calibrated on the calibration snapshots, and the one with the higher
+    ``validation_score`` on those (earlier than the held-out ones) kept; ``ChurnFit.selection`` then
+    records both candidates' validation and held-out metrics and the choice. ``df`` holds labelled feature rows (``snapshot_date`` as ISO text); ``oracle`` optionally holds
     ``account_id, snapshot_date, churn_probability`` for grading the holdout against the truth.
     """
     from models.drift import reference_profile
@@ -450,24 +478,63 @@ def fit_churn(
     for k, yv in ys.items():
         if len(np.unique(yv)) < 2:
             raise ValueError(f"the {k} snapshots {part[k]} hold only one class: not enough churners to train")
-    if model == "hazard_glm":
-        booster = HazardModel.fit(xs["train"], ys["train"], enc, horizon_days, hazard_l2)
-    elif model == "lgbm":
-        booster = train_booster(xs["train"], ys["train"], params, num_boost_round, enc.categorical)
-    else:
-        raise ValueError(f"model: expected 'lgbm' or 'hazard_glm', got {model!r}")
-    calibrator = PlattCalibrator().fit(booster.predict(xs["calib"]), ys["calib"])
-    p_eval = calibrator(booster.predict(xs["eval"]))
-    k = max(1, int(len(p_eval) * k_share))
-    metrics = {"model": classification_metrics(ys["eval"], p_eval, k)}
-    oracle_tbl = None
+    if model not in (*MODEL_TYPES, "auto"):
+        raise ValueError(f"model: expected 'lgbm', 'hazard_glm' or 'auto', got {model!r}")
+    k = max(1, int(len(frames["eval"]) * k_share))
     keys = frames["eval"][["account_id", "snapshot_date"]]
+    p_oracle = None
     if oracle is not None and len(oracle):
         ev = keys.merge(oracle, how="left", on=["account_id", "snapshot_date"])
         if ev["churn_probability"].notna().all():
             p_oracle = ev["churn_probability"].to_numpy()
-            metrics["oracle"] = classification_metrics(ys["eval"], p_oracle, k)
-            oracle_tbl = calibration_table(ys["eval"], p_oracle)
+
+    def fit_one(kind: str):
+        if kind == "hazard_glm":
+            b = HazardModel.fit(xs["train"], ys["train"], enc, horizon_days, hazard_l2)
+        else:
+            b = train_booster(xs["train"], ys["train"], params, num_boost_round, enc.categorical)
+        c = PlattCalibrator().fit(b.predict(xs["calib"]), ys["calib"])
+        return b, c, c(b.predict(xs["eval"]))
+
+    selection = None
+    if model == "auto":
+        # champion/challenger on the validation (= calibration) snapshots only; the held-out metrics
+        # are computed for the record after the choice and never enter it
+        fitted = {m: fit_one(m) for m in AUTO_CANDIDATES}
+        val = {m: validation_score(ys["calib"], c(b.predict(xs["calib"]))) for m, (b, c, _) in fitted.items()}
+        chosen, why = select_model(val)
+        k_val = max(1, int(len(frames["calib"]) * k_share))
+        candidates = {}
+        for m, (b, c, p) in fitted.items():
+            pv = c(b.predict(xs["calib"]))
+            vm = classification_metrics(ys["calib"], pv, k_val)
+            hm = classification_metrics(ys["eval"], p, k)
+            candidates[m] = {
+                "validation_auc": val[m],
+                "validation_pr_auc": vm["pr_auc"],
+                "validation_precision_at_k": vm["precision_at_k"],
+                "holdout_auc": hm["auc"],
+                "holdout_pr_auc": hm["pr_auc"],
+                "holdout_precision_at_k": hm["precision_at_k"],
+            }
+        selection = {
+            "chosen": chosen,
+            "reason": why,
+            "criterion": SELECTION_CRITERION,
+            "validation_snapshots": list(split.calib_snapshots),
+            "holdout_snapshots": list(split.eval_snapshots),
+            "validation_k": k_val,
+            "candidates": candidates,
+        }
+        booster, calibrator, p_eval = fitted[chosen]
+        model = chosen
+    else:
+        booster, calibrator, p_eval = fit_one(model)
+    metrics = {"model": classification_metrics(ys["eval"], p_eval, k)}
+    oracle_tbl = None
+    if p_oracle is not None:
+        metrics["oracle"] = classification_metrics(ys["eval"], p_oracle, k)
+        oracle_tbl = calibration_table(ys["eval"], p_oracle)
     gain = booster.feature_importance(importance_type="gain")
     importance = sorted(zip(enc.features, (float(g) for g in gain), strict=True), key=lambda t: -t[1])
     fp = fingerprint(frames["train"][["account_id", "snapshot_date", *features, "churned_in_horizon"]])
@@ -486,6 +553,8 @@ def fit_churn(
         importance=importance,
         data_fingerprint=fp,
         reference=reference_profile(xs["train"], [c for c in enc.features if c not in enc.categorical]),
+        model_type=model,
+        selection=selection,
     )
 
 

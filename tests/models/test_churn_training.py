@@ -155,7 +155,7 @@ def test_hazard_model_round_trips_and_explains_its_scores(warehouse, store):
     from models import churn_lib as lib
 
     df = churn.load_labelled(warehouse)
-    version, fit, _ = churn.train_and_save(df, None, ChurnTrainConfig(), store)
+    version, fit, _ = churn.train_and_save(df, None, ChurnTrainConfig(model_type="hazard_glm"), store)
     assert store.meta(MODEL_NAME, version)["model_type"] == "hazard_glm"
     booster, enc, cal, _ = churn.load_version(store, version)
     assert isinstance(booster, lib.HazardModel)
@@ -169,7 +169,7 @@ def test_hazard_model_round_trips_and_explains_its_scores(warehouse, store):
     annual = x[(rows["billing_frequency"] == "Annual").to_numpy()].head(20).copy()
     with_renewal, without = annual.assign(decision_in_window=1.0), annual.assign(decision_in_window=0.0)
     assert (booster.predict(without) < 0.1 * booster.predict(with_renewal)).all()
-    with pytest.raises(ValueError, match="expected 'lgbm' or 'hazard_glm'"):
+    with pytest.raises(ValueError, match="expected 'lgbm', 'hazard_glm' or 'auto'"):
         lib.fit_churn(
             df,
             features=enc.features,
@@ -214,3 +214,117 @@ def test_hazard_model_ranks_by_the_signal_it_was_trained_on():
     assert w["signal"] < -1.0 and abs(w["noise"]) < 0.2
     again = lib.HazardModel.from_string(model.model_to_string())
     np.testing.assert_array_equal(again.predict(enc.transform(df)), model.predict(enc.transform(df)))
+
+
+# ---- model_type="auto": champion/challenger between LightGBM and the hazard model ---------------------
+def _spy_fits(monkeypatch):
+    """Count the LightGBM and hazard-model fits made by churn_lib."""
+    from models import churn_lib as lib
+
+    calls = {"lgbm": 0, "hazard_glm": 0}
+    train_booster, hazard_fit = lib.train_booster, lib.HazardModel.fit.__func__
+
+    def spy_booster(*a, **kw):
+        calls["lgbm"] += 1
+        return train_booster(*a, **kw)
+
+    def spy_hazard(cls, *a, **kw):
+        calls["hazard_glm"] += 1
+        return hazard_fit(cls, *a, **kw)
+
+    monkeypatch.setattr(lib, "train_booster", spy_booster)
+    monkeypatch.setattr(lib.HazardModel, "fit", classmethod(spy_hazard))
+    return calls
+
+
+@pytest.mark.parametrize("favoured", ["lgbm", "hazard_glm"])
+def test_auto_trains_both_and_keeps_the_better_on_validation(warehouse, store, monkeypatch, favoured):
+    """Both candidates are fitted; the one with the higher validation score is kept, registered with
+    its type, and is what the stored model reloads as. The scores are biased towards ``favoured`` so
+    that each candidate wins once; the validation score only ever sees the calibration snapshots'
+    labels, which precede the held-out snapshots."""
+    from models import churn_lib as lib
+
+    calls = _spy_fits(monkeypatch)
+    df = churn.load_labelled(warehouse)
+    real = lib.validation_score
+    seen: list[np.ndarray] = []
+    order = iter(lib.AUTO_CANDIDATES)  # candidates are scored in this order
+
+    def score(y, p):
+        seen.append(np.asarray(y).copy())
+        return real(y, p) + (1.0 if next(order) == favoured else 0.0)
+
+    monkeypatch.setattr(lib, "validation_score", score)
+    version, fit, _ = churn.train_and_save(
+        df, churn.load_oracle(warehouse, 90), ChurnTrainConfig(**FAST), store
+    )
+    assert calls == {"lgbm": 1, "hazard_glm": 1}
+    sel = fit.selection
+    assert sel["chosen"] == favoured == fit.model_type
+    assert set(sel["candidates"]) == {"lgbm", "hazard_glm"}
+    for row in sel["candidates"].values():
+        assert {"validation_auc", "holdout_auc", "holdout_precision_at_k"} <= set(row)
+        assert 0 < row["holdout_auc"] <= 1
+    # the validation rows are the calibration snapshots', all earlier than every held-out snapshot
+    assert sel["validation_snapshots"] == fit.split.calib_snapshots
+    assert max(sel["validation_snapshots"]) < min(sel["holdout_snapshots"]) == min(fit.split.eval_snapshots)
+    calib = df[df["snapshot_date"].isin(sel["validation_snapshots"])]["churned_in_horizon"].astype(int)
+    assert len(seen) == 2 and all(len(y) == len(calib) != fit.rows["eval"] for y in seen)
+    for y in seen:
+        np.testing.assert_array_equal(y, calib.to_numpy())
+    meta = store.meta(MODEL_NAME, version)
+    assert meta["model_type"] == favoured and meta["requested_model_type"] == "auto"
+    assert meta["selection"]["chosen"] == favoured
+    booster, *_ = churn.load_version(store, version)
+    assert isinstance(booster, lib.HazardModel) == (favoured == "hazard_glm")
+    # the kept model is the registered one: its held-out metrics are the candidate's
+    assert fit.metrics["model"]["auc"] == pytest.approx(sel["candidates"][favoured]["holdout_auc"])
+
+
+def test_auto_selection_uses_realised_validation_auc(warehouse, store):
+    """Without patching, the kept candidate is the one with the higher recorded validation AUC, and
+    that AUC is the candidate's own on the validation rows."""
+    df = churn.load_labelled(warehouse)
+    version, fit, _ = churn.train_and_save(df, None, ChurnTrainConfig(**FAST), store)
+    cands = fit.selection["candidates"]
+    best = max(cands, key=lambda m: cands[m]["validation_auc"])
+    assert fit.model_type == fit.selection["chosen"] == best
+    assert "validation AUC" in fit.selection["reason"]
+
+
+@pytest.mark.parametrize("model_type", ["lgbm", "hazard_glm"])
+def test_an_explicit_model_type_trains_only_that_model(warehouse, store, monkeypatch, model_type):
+    calls = _spy_fits(monkeypatch)
+    df = churn.load_labelled(warehouse)
+    version, fit, _ = churn.train_and_save(df, None, ChurnTrainConfig(**FAST, model_type=model_type), store)
+    assert calls == {"lgbm": int(model_type == "lgbm"), "hazard_glm": int(model_type == "hazard_glm")}
+    assert fit.selection is None and fit.model_type == model_type
+    meta = store.meta(MODEL_NAME, version)
+    assert meta["model_type"] == model_type and meta["selection"] is None
+
+
+def test_auto_records_the_candidates_in_the_asset_metadata(warehouse, store, monkeypatch):
+    """The asset's metadata names the kept type and why, with both candidates' validation and
+    held-out metrics; the kept model serves and scores with contributions."""
+    from models import churn_lib as lib
+
+    real = lib.validation_score
+    order = iter(lib.AUTO_CANDIDATES)
+    monkeypatch.setattr(lib, "validation_score", lambda y, p: real(y, p) + (next(order) == "lgbm"))
+    instance = dg.DagsterInstance.ephemeral()
+    assert _materialize(warehouse, store, instance).success
+    md = instance.get_latest_materialization_event(dg.AssetKey("churn_model")).asset_materialization.metadata
+    assert md["model_type"].value == "lgbm"
+    assert md["selection_reason"].value.startswith("lgbm: validation AUC")
+    table = md["candidates"].value
+    assert "lgbm (chosen)" in table and "| hazard_glm |" in table
+    assert "validation_auc" in table and "holdout_auc" in table
+    val, held = (md[k].value.split(", ") for k in ("validation_snapshots", "eval_snapshots"))
+    assert val and max(val) < min(held)
+    version = md["version"].value
+    assert store.champion(MODEL_NAME) == version
+    assert store.meta(MODEL_NAME, version)["model_type"] == "lgbm"
+    scores = warehouse.query("SELECT * FROM churn_scores")
+    assert scores["model_version"].eq(version).all()
+    assert json.loads(scores["top_factors"].iloc[0])[0]["feature"]
