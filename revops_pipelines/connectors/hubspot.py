@@ -11,6 +11,12 @@ page is written, so a killed run resumes with the same query and page. Search is
 Objects: companies, contacts, deals, and the engagement objects calls, emails, meetings, notes, tasks.
 Archived (deleted) records never appear in search; after each type's search the list endpoint with
 ``archived=true`` is paged and those ids are flagged ``archived`` in the warehouse (rows are kept).
+
+Company links: search results carry no associations, so for every page of deals and engagements the
+associations API (v4 batch read, ``POST /crm/v4/associations/{type}/companies/batch/read``, at most
+1,000 ids per request, each object's links paged with ``after``) is read before the page is written,
+through the same limiter and retries. The records are written with HubSpot's object shape
+``associations.companies.results`` (the primary company first); a record with no company gets none.
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ SOURCE = "hubspot"
 WINDOW = 10_000
 PAGE = 100
 ENGAGEMENTS = ("calls", "emails", "meetings", "notes", "tasks")
+LINKED_TO_COMPANY = ("deals", *ENGAGEMENTS)  # object types whose company is read from the associations API
+MAX_ASSOCIATION_BATCH = 1_000  # ids per associations batch read (HubSpot's limit since 2025-02)
+NO_ASSOCIATIONS = "NO_ASSOCIATIONS_FOUND"
 PROPERTIES: dict[str, tuple[str, ...]] = {
     "companies": (
         "name",
@@ -174,6 +183,67 @@ class HubSpotClient:
             fn = lambda: crm.objects.basic_api.get_page(object_type, **kw)  # noqa: E731
         return self._call(f"list archived {object_type}", fn, bool(after))
 
+    def association_batch(self, from_type: str, to_type: str, inputs: list[dict]) -> dict:
+        """One v4 associations batch read: ``inputs`` are ``{"id", "after"?}`` (at most 1,000)."""
+        if not 0 < len(inputs) <= MAX_ASSOCIATION_BATCH:
+            raise ValueError(
+                f"an associations batch read takes 1 to {MAX_ASSOCIATION_BATCH} ids, got {len(inputs)}"
+            )
+        kw = {"_preload_content": False, "_request_timeout": self.timeout_s}
+        api = self.hs.crm.associations.v4.batch_api
+        return self._call(
+            f"read {from_type} -> {to_type} associations",
+            lambda: api.get_page(
+                from_type,
+                to_type,
+                batch_input_public_fetch_associations_batch_request={"inputs": inputs},
+                **kw,
+            ),
+            False,
+        )
+
+    def associated(
+        self,
+        from_type: str,
+        ids: list[str],
+        to_type: str = "companies",
+        batch_size: int = MAX_ASSOCIATION_BATCH,
+    ) -> dict[str, list[str]]:
+        """The ``to_type`` records each of ``ids`` is associated with (primary first; [] when none),
+        read in batches of at most ``batch_size`` ids, every object's links paged to the end."""
+        if not 0 < batch_size <= MAX_ASSOCIATION_BATCH:
+            raise ValueError(f"association batch_size must be 1..{MAX_ASSOCIATION_BATCH}, got {batch_size}")
+        found: dict[str, list[tuple[bool, str]]] = {str(i): [] for i in ids}
+        pending = [{"id": str(i)} for i in dict.fromkeys(found)]
+        while pending:
+            batch, pending = pending[:batch_size], pending[batch_size:]
+            data = self.association_batch(from_type, to_type, batch)
+            for res in data.get("results") or []:
+                oid = str((res.get("from") or {}).get("id"))
+                if oid not in found:
+                    continue
+                for link in res.get("to") or []:
+                    primary = any(
+                        (t.get("label") or "").lower() == "primary"
+                        for t in link.get("associationTypes") or []
+                    )
+                    found[oid].append((primary, str(link["toObjectId"])))
+                after = ((res.get("paging") or {}).get("next") or {}).get("after")
+                if after:
+                    pending.append({"id": oid, "after": str(after)})
+            for err in data.get("errors") or []:
+                if NO_ASSOCIATIONS not in str(err.get("subCategory") or ""):
+                    raise SourceError(
+                        SOURCE,
+                        f"associations batch read {from_type} -> {to_type} failed: "
+                        f"{err.get('category')}: {str(err.get('message'))[:200]}",
+                    )
+        out = {}
+        for oid, links in found.items():
+            ordered = [to for _p, to in sorted(links, key=lambda x: not x[0])]  # stable: primary first
+            out[oid] = list(dict.fromkeys(ordered))
+        return out
+
     def _call(self, what: str, request: Callable[[], Any], paging: bool) -> dict:
         import urllib3
 
@@ -249,6 +319,8 @@ class HubSpotSync:
         self.slides: dict[str, int] = {}
         self.archived: dict[str, int] = {}
         self.quarantined = 0
+        self.linked: dict[str, int] = {}  # records written with a company, per type
+        self.unlinked: dict[str, int] = {}  # records HubSpot reports no company for
 
     def sync_type(self, object_type: str) -> None:
         prop = modified_property(object_type)
@@ -289,6 +361,8 @@ class HubSpotSync:
             if bad:
                 self.sink.write_quarantine(bad)
                 self.quarantined += len(bad)
+            if good and object_type in LINKED_TO_COMPANY:
+                good = self.with_companies(object_type, good)
             if good:
                 self.sink.write(object_type, good)  # written first; the checkpoint that says so after
                 self.counts[object_type] = self.counts.get(object_type, 0) + len(good)
@@ -315,6 +389,21 @@ class HubSpotSync:
             self.state[object_type] = cp
             self.store.save(self.state)
 
+    def with_companies(self, object_type: str, records: list[dict]) -> list[dict]:
+        """The records with their companies (read from the associations API) in HubSpot's object
+        shape ``associations.companies.results``; a record without a company gets an empty list."""
+        links = self.client.associated(object_type, [r["id"] for r in records], "companies")
+        singular = object_type.rstrip("s")
+        out = []
+        for r in records:
+            companies = links.get(str(r["id"])) or []
+            key = "linked" if companies else "unlinked"
+            getattr(self, key)[object_type] = getattr(self, key).get(object_type, 0) + 1
+            results = [{"id": c, "type": f"{singular}_to_company"} for c in companies]
+            assoc = {**(r.get("associations") or {}), "companies": {"results": results}}
+            out.append({**r, "associations": assoc})
+        return out
+
     def sync_archived(self, object_type: str) -> None:
         """Flag the records HubSpot has archived (deleted); idempotent, so a killed run just repeats it."""
         after = None
@@ -337,6 +426,8 @@ class HubSpotSync:
             "archived": self.archived,
             "window_slides": self.slides,
             "quarantined": self.quarantined,
+            "company_linked": self.linked,
+            "company_unlinked": self.unlinked,
             "checkpoint": {t: {"since": (self.state.get(t) or {}).get("since")} for t in self.object_types},
         }
 

@@ -16,6 +16,11 @@ HubSpot (the SMB segment is run in HubSpot, as small-deal sales often are)
     * engagements — ``calls``, ``emails``, ``meetings``, ``notes``, ``tasks``: per SMB account-month
       Poisson per type; at-risk months bring more e-mails, calls and notes and fewer meetings, and
       the notes' and calls' wording follows health.
+    * ``associations`` — each deal's and engagement's link to its account's HubSpot company, as
+      HubSpot's v4 associations API reports it (``associationTypes`` with the HubSpot-defined type
+      ids: deal → company primary 5 and unlabeled 341; call 182, email 186, meeting 188, note 190,
+      task 192 → company). Search results carry no associations; the stand-in serves these links
+      on ``POST /crm/v4/associations/{from}/{to}/batch/read``.
 
 Every builder draws from its own random stream, after everything else, so adding them left the
 rest of the world unchanged.
@@ -58,6 +63,15 @@ HS_STAGE = {
     "Closed Lost": "closedlost",
 }
 ENGAGEMENT_TYPES = ("calls", "emails", "meetings", "notes", "tasks")
+# HubSpot-defined association type ids (v4) of a record to its company
+COMPANY_ASSOCIATION = {
+    "deals": ((5, "Primary"), (341, None)),
+    "calls": ((182, None),),
+    "emails": ((186, None),),
+    "meetings": ((188, None),),
+    "notes": ((190, None),),
+    "tasks": ((192, None),),
+}
 # per SMB account-month: base rate and the multiplier in at-risk months
 ENGAGEMENT_RATE = {
     "calls": (0.35, 1.8),
@@ -246,6 +260,7 @@ def build_hubspot_activity(sim, rng: np.random.Generator) -> dict[str, list[dict
             {"id": ids[j], "properties": props, "createdAt": c_s[j], "updatedAt": m_s[j], "archived": False}
         )
     out["deals"] = deals
+    links = [(deals[j]["id"], "deals", sim.opp_rows[rows[q]][0]) for j, q in enumerate(order.tolist())]
 
     # ---- engagements
     lo, span = _bounds(sim)
@@ -285,6 +300,7 @@ def build_hubspot_activity(sim, rng: np.random.Generator) -> dict[str, list[dict
                 title = _fill(pool[rq % len(pool)], rq >> 3)
                 props[TITLE_PROPERTY[etype]] = title
                 props["hs_body_preview"] = f"{title} — {sim.names[i]}"
+            links.append((ids[j], etype, i))
             recs.append(
                 {
                     "id": ids[j],
@@ -295,4 +311,17 @@ def build_hubspot_activity(sim, rng: np.random.Generator) -> dict[str, list[dict
                 }
             )
         out[etype] = recs
+    out["associations"] = [
+        {
+            "fromObjectType": from_type,
+            "fromObjectId": from_id,
+            "toObjectType": "companies",
+            "toObjectId": sim.hs_company_id[int(acct)],
+            "associationTypes": [
+                {"category": "HUBSPOT_DEFINED", "typeId": t, "label": label}
+                for t, label in COMPANY_ASSOCIATION[from_type]
+            ],
+        }
+        for from_id, from_type, acct in links
+    ]
     return out

@@ -619,6 +619,7 @@ def build_hubspot(sim, rng: np.random.Generator) -> dict[str, list[dict]]:
     comp_id_of = [""] * comp_created.size
     for j, k in enumerate(order.tolist()):
         comp_id_of[k] = comp_ids[j]
+    sim.hs_company_id = comp_id_of[:n]  # each account's HubSpot company (engagements link to it)
     pnames, pdomains = _prospect_names(sim, rng, n_prospects)
     mod = np.minimum(
         np.maximum(comp_created, np.concatenate([sim.acct_created_sec, comp_created[n:]]))

@@ -60,7 +60,7 @@ from revops_pipelines.sample import text as T
 from revops_pipelines.sample.clock import DAY, Calendar
 from revops_pipelines.sample.ids import sf_ids
 
-GENERATOR_VERSION = "1.3.0"
+GENERATOR_VERSION = "1.4.0"
 MAX_ACCOUNTS = 50_000
 NEVER = 10**9  # day sentinel for "never" (no churn, contact never leaves)
 

@@ -19,6 +19,7 @@ JSONL = {
     "hubspot/contacts.jsonl": ("hubspot", "contacts"),
     "hubspot/deals.jsonl": ("hubspot", "deals"),
     **{f"hubspot/{e}.jsonl": ("hubspot", e) for e in ("calls", "emails", "meetings", "notes", "tasks")},
+    "hubspot/associations.jsonl": ("hubspot", "associations"),
     "gong/calls.jsonl": ("gong_calls", None),
     "gong/transcripts.jsonl": ("gong_transcripts", None),
     "billing/invoices.jsonl": ("invoices", None),

@@ -8,6 +8,15 @@ so clients must slide the window forward on the last timestamp. A bearer private
 required (401 otherwise). Every ``hubspot/<type>.jsonl`` of the world is served (companies, contacts,
 deals, and the engagement types calls, emails, meetings, notes, tasks); other types are empty unless
 records are added to :attr:`objects`.
+
+Associations: search results carry none, as in HubSpot. ``POST
+/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read`` with ``{"inputs": [{"id", "after"?}]}``
+answers ``{"status": "COMPLETE", "results": [{"from": {"id"}, "to": [{"toObjectId", "associationTypes"}],
+"paging"?}]}``; an id with no association of that type is reported under ``errors`` (HTTP 207, as
+HubSpot does). At most ``max_batch_inputs`` (1,000) inputs per request — more is HTTP 400 with
+HubSpot's error body — and ``association_page_size`` associations per object, paged with ``after``.
+The links come from the world's ``hubspot/associations.jsonl`` (or :meth:`associate`); the
+transport faults (429, 5xx, timeouts, bad bodies) apply to this route as to every other.
 """
 
 from __future__ import annotations
@@ -16,13 +25,27 @@ import functools
 import json
 import uuid
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from revops_pipelines.testing.fakes import LoopbackServer, Reply, Request
 
 MODIFIED = {"contacts": "lastmodifieddate"}  # every other object: hs_lastmodifieddate
+
+
+# names HubSpot accepts for an object type in a path (plural, singular, object type id)
+OBJECT_ALIASES = {
+    "companies": ("company", "0-2"),
+    "contacts": ("contact", "0-1"),
+    "deals": ("deal", "0-3"),
+    "calls": ("call", "0-48"),
+    "emails": ("email", "0-49"),
+    "meetings": ("meeting", "meeting_event", "meeting_events", "0-47"),
+    "notes": ("note", "0-46"),
+    "tasks": ("task", "0-27"),
+}
+CANONICAL = {a: k for k, v in OBJECT_ALIASES.items() for a in (k, *v)}
 
 
 def modified_property(object_type: str) -> str:
@@ -38,13 +61,34 @@ class FakeHubSpot(LoopbackServer):
     name = "fake-hubspot"
 
     def __init__(
-        self, objects: dict[str, list[dict]], *, token: str = "hs-token", max_results: int = 10_000, **kw: Any
+        self,
+        objects: dict[str, list[dict]],
+        *,
+        token: str = "hs-token",
+        max_results: int = 10_000,
+        associations: list[dict] | None = None,
+        max_batch_inputs: int = 1_000,
+        association_page_size: int = 500,
+        **kw: Any,
     ):
         super().__init__(**kw)
         self.objects = {k: [json.loads(json.dumps(r)) for r in v] for k, v in objects.items()}
         self.token = token
         self.max_results = max_results
         self.served: Counter[str] = Counter()
+        self.max_batch_inputs = max_batch_inputs
+        self.association_page_size = association_page_size
+        # (from type, to type) -> from id -> [{toObjectId, associationTypes}]
+        self.links: dict[tuple[str, str], dict[str, list[dict]]] = {}
+        self.batch_sizes: list[int] = []  # inputs per association batch read, as received
+        for link in associations or []:
+            self.associate(
+                link["fromObjectType"],
+                str(link["fromObjectId"]),
+                link["toObjectType"],
+                str(link["toObjectId"]),
+                link.get("associationTypes"),
+            )
 
     @classmethod
     def from_world(cls, root: str | Path, **kw: Any) -> FakeHubSpot:
@@ -52,7 +96,17 @@ class FakeHubSpot(LoopbackServer):
         for path in sorted((Path(root) / "hubspot").glob("*.jsonl")):
             with path.open(encoding="utf-8") as fh:
                 objects[path.stem] = [json.loads(line) for line in fh if line.strip()]
-        return cls(objects, **kw)
+        return cls(objects, associations=objects.pop("associations", []), **kw)
+
+    def associate(
+        self, from_type: str, from_id: str, to_type: str, to_id: str, types: list[dict] | None = None
+    ) -> None:
+        """Link two records (both directions, as HubSpot associations are)."""
+        types = types or [{"category": "HUBSPOT_DEFINED", "typeId": 0, "label": None}]
+        for a, a_id, b, b_id in ((from_type, from_id, to_type, to_id), (to_type, to_id, from_type, from_id)):
+            rows = self.links.setdefault((CANONICAL[a], CANONICAL[b]), {}).setdefault(a_id, [])
+            rows[:] = [r for r in rows if r["toObjectId"] != b_id]
+            rows.append({"toObjectId": b_id, "associationTypes": json.loads(json.dumps(types))})
 
     def handle(self, req: Request) -> Reply:
         if (req.headers.get("Authorization") or "") != f"Bearer {self.token}":
@@ -66,6 +120,13 @@ class FakeHubSpot(LoopbackServer):
                 },
             )
         parts = req.path.strip("/").split("/")
+        if (
+            req.method == "POST"
+            and len(parts) == 7
+            and parts[:3] == ["crm", "v4", "associations"]
+            and parts[5:] == ["batch", "read"]
+        ):
+            return self._association_batch_read(parts[3], parts[4], req.body)
         if req.method == "GET" and len(parts) == 4 and parts[:3] == ["crm", "v3", "objects"]:
             return self._list(parts[3], {k: v[0] for k, v in req.query.items()})
         if (
@@ -133,3 +194,64 @@ class FakeHubSpot(LoopbackServer):
         if after + limit < len(recs):
             out["paging"] = {"next": {"after": str(after + limit)}}
         return Reply(200, out)
+
+    @staticmethod
+    def _error(status: int, message: str, category: str = "VALIDATION_ERROR", **extra: Any) -> Reply:
+        body = {
+            "status": "error",
+            "message": message,
+            "correlationId": str(uuid.uuid4()),
+            "category": category,
+        }
+        return Reply(status, {**body, **extra})
+
+    def _association_batch_read(self, from_raw: str, to_raw: str, body: Any) -> Reply:
+        from_type, to_type = CANONICAL.get(from_raw.lower()), CANONICAL.get(to_raw.lower())
+        if from_type is None or to_type is None:
+            bad = from_raw if from_type is None else to_raw
+            return self._error(400, f"Unable to infer object type from: {bad}")
+        inputs = body.get("inputs") if isinstance(body, dict) else None
+        if not isinstance(inputs, list) or not all(isinstance(i, dict) and i.get("id") for i in inputs):
+            return self._error(400, "Invalid input JSON: inputs must be a list of objects with an id")
+        self.batch_sizes.append(len(inputs))
+        if len(inputs) > self.max_batch_inputs:
+            return self._error(
+                400,
+                f"Batch input size {len(inputs)} exceeds the maximum allowed batch size of "
+                f"{self.max_batch_inputs}",
+                context={"maxBatchSize": [str(self.max_batch_inputs)]},
+            )
+        links = self.links.get((from_type, to_type), {})
+        singular = {"companies": "company"}.get(to_type, to_type.rstrip("s"))
+        results, errors = [], []
+        for inp in inputs:
+            oid = str(inp["id"])
+            rows = links.get(oid, [])
+            if not rows:
+                errors.append(
+                    {
+                        "status": "error",
+                        "category": "OBJECT_NOT_FOUND",
+                        "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+                        "message": f"No {singular} is associated with {from_type.rstrip('s')} {oid}.",
+                        "context": {"fromObjectId": [oid]},
+                    }
+                )
+                continue
+            start = int(inp.get("after") or 0)
+            page = rows[start : start + self.association_page_size]
+            res: dict[str, Any] = {
+                "from": {"id": oid},
+                "to": [
+                    {"toObjectId": int(r["toObjectId"]), "associationTypes": r["associationTypes"]}
+                    for r in page
+                ],
+            }
+            if start + self.association_page_size < len(rows):
+                res["paging"] = {"next": {"after": str(start + self.association_page_size)}}
+            results.append(res)
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        out: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now}
+        if errors:
+            out.update(numErrors=len(errors), errors=errors)
+        return Reply(207 if errors else 200, out)

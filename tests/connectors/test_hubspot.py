@@ -1,4 +1,5 @@
-"""hubspot-api-client against the search stand-in: the 10,000-result window, faults, kill + resume."""
+"""hubspot-api-client against the search stand-in: the 10,000-result window, faults, kill + resume,
+and the company links of deals and engagements read from the associations API."""
 
 from collections import Counter
 
@@ -9,9 +10,16 @@ from revops_pipelines.connectors.base import (
     RateLimiter,
     RequestStats,
     RetryPolicy,
+    SourceError,
     StateStore,
 )
-from revops_pipelines.connectors.hubspot import PROPERTIES, HubSpotClient, HubSpotResource, HubSpotSync
+from revops_pipelines.connectors.hubspot import (
+    LINKED_TO_COMPANY,
+    PROPERTIES,
+    HubSpotClient,
+    HubSpotResource,
+    HubSpotSync,
+)
 from revops_pipelines.testing.fake_hubspot import FakeHubSpot
 
 from .conftest import read_jsonl
@@ -49,10 +57,30 @@ def world(small_world):
 
 
 @pytest.fixture
-def server(world):
+def links(small_world):
+    """The world's deal and engagement -> company associations, as the associations API reports them."""
+    return read_jsonl(small_world / "hubspot/associations.jsonl")
+
+
+@pytest.fixture
+def server(world, links):
     # a 60-result search window with 10-result pages, so the 170 contacts need the window slid forward
-    with FakeHubSpot(world, max_results=60, timeout_hold_s=2.5) as s:
+    with FakeHubSpot(world, max_results=60, timeout_hold_s=2.5, associations=links) as s:
         yield s
+
+
+def client_for(server, **kw):
+    return HubSpotClient(
+        server.url,
+        "hs-token",
+        limiter=RateLimiter("hubspot", 2000, 100_000),
+        retry=RetryPolicy(max_attempts=4, backoff_s=0.01),
+        **kw,
+    )
+
+
+def company_ids(record):
+    return [c["id"] for c in record["associations"]["companies"]["results"]]
 
 
 def sync(server, state_dir, sink, *, token="hs-token", stats=None, limiter=None):
@@ -197,3 +225,90 @@ def test_archived_records_are_flagged_on_the_next_run(server, world, tmp_path):
     summary = sync(server, tmp_path, sink)
     assert sink.archived == {"companies": {gone}} and summary["archived"] == {"companies": 1}
     assert gone not in sink.rows.get("companies", {})  # search no longer returns it
+
+
+ASSOC = "/crm/v4/associations/"
+
+
+def test_every_deal_and_engagement_arrives_with_its_company(server, world, links, tmp_path):
+    sink = Sink()
+    summary = sync(server, tmp_path, sink)
+    assert_all_arrived(sink, world)
+    companies = {c["id"] for c in world["companies"]}
+    want = {(a["fromObjectType"], a["fromObjectId"]): a["toObjectId"] for a in links}
+    # every deal and engagement of the world has its company, and it is a known company
+    assert set(want) == {(t, r["id"]) for t in LINKED_TO_COMPANY for r in world[t]}
+    for (obj, rid), company in want.items():
+        assert company_ids(sink.rows[obj][rid]) == [company] and company in companies
+    assert sum(summary["company_linked"].values()) >= len(want) and summary["company_unlinked"] == {}
+    # read in batches within HubSpot's 1,000-id limit; companies and contacts are not looked up
+    sizes = server.batch_sizes
+    assert sizes and max(sizes) <= 1000 and server.count(400) == 0
+    paths = {r.path for r in server.log if r.path.startswith(ASSOC)}
+    assert paths == {f"{ASSOC}{t}/companies/batch/read" for t in LINKED_TO_COMPANY}
+
+
+def test_association_reads_are_batched_within_the_limit(links):
+    calls = [{"id": str(9_000_000 + i)} for i in range(2_500)]
+    assoc = [
+        {
+            "fromObjectType": "calls",
+            "fromObjectId": c["id"],
+            "toObjectType": "companies",
+            "toObjectId": str(i % 7 + 1),
+        }
+        for i, c in enumerate(calls)
+        if i % 10  # every tenth call has no company
+    ]
+    with FakeHubSpot({"calls": calls}, associations=assoc) as s:
+        got = client_for(s).associated("calls", [c["id"] for c in calls])
+        assert s.batch_sizes == [1000, 1000, 500]  # never more than 1,000 ids per request
+    assert got == {c["id"]: ([] if i % 10 == 0 else [str(i % 7 + 1)]) for i, c in enumerate(calls)}
+
+
+def test_a_batch_over_the_vendor_limit_is_refused_with_hubspots_error(links):
+    with FakeHubSpot({}, associations=links, max_batch_inputs=10) as s:
+        ids = [a["fromObjectId"] for a in links if a["fromObjectType"] == "calls"][:11]
+        with pytest.raises(SourceError, match=r"HTTP 400 .*exceeds the maximum allowed batch size of 10"):
+            client_for(s).associated("calls", ids, batch_size=11)
+        assert s.count(400) == 1
+        with pytest.raises(ValueError, match="1..1000"):
+            client_for(s).associated("calls", ids, batch_size=1001)  # refused before any request
+        assert len(s.log) == 1
+
+
+@pytest.mark.parametrize("fault", ["429", "429_no_retry_after", "503"])
+def test_faults_during_association_reads_are_retried_and_nothing_is_lost(
+    server, world, links, tmp_path, fault
+):
+    server.faults.add(fault, path=ASSOC + "meetings/companies/batch/read", times=2)
+    server.faults.add(fault, path=ASSOC + "deals/companies/batch/read", times=1)
+    sink, stats = Sink(), RequestStats()
+    sync(server, tmp_path, sink, stats=stats)
+    assert server.faults.pending() == 0 and stats.retries == 3
+    if fault.startswith("429"):
+        assert stats.http_429 == 3
+    assert_all_arrived(sink, world)
+    for a in links:
+        assert company_ids(sink.rows[a["fromObjectType"]][a["fromObjectId"]]) == [a["toObjectId"]]
+
+
+def test_an_objects_links_are_paged_and_the_primary_company_comes_first(links):
+    deal = next(a["fromObjectId"] for a in links if a["fromObjectType"] == "deals")
+    with FakeHubSpot({}, association_page_size=1) as s:
+        for company, label in (("11", None), ("12", None), ("13", "Primary")):
+            types = [{"category": "HUBSPOT_DEFINED", "typeId": 5 if label else 341, "label": label}]
+            s.associate("deals", deal, "companies", company, types)
+        got = client_for(s).associated("deals", [deal, "404"])
+        assert got == {deal: ["13", "11", "12"], "404": []}
+        inputs = [r.body["inputs"] for r in s.log]
+        assert inputs[0] == [{"id": deal}, {"id": "404"}] and inputs[1] == [{"id": deal, "after": "1"}]
+
+
+def test_an_engagement_without_a_company_is_written_without_one(server, world, tmp_path):
+    note = world["notes"][0]["id"]
+    server.links[("notes", "companies")].pop(note)
+    sink = Sink()
+    summary = sync(server, tmp_path, sink)
+    assert company_ids(sink.rows["notes"][note]) == [] and summary["company_unlinked"] == {"notes": 1}
+    assert len(sink.rows["notes"]) == len(world["notes"])
