@@ -204,9 +204,9 @@ def flows_run(flow_id: str, as_of: str | None) -> None:
 
 
 def _state():
-    from revops_pipelines.flows.state import FlowState, default_path
+    from revops_pipelines.flows.state import open_state
 
-    return FlowState(default_path())
+    return open_state()
 
 
 @flows.command("state")

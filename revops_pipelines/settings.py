@@ -35,6 +35,10 @@ variable                        default                     meaning
 ``REVOPS_EVENTS_PATH``          ``$REVOPS_HOME/state/events.sqlite``  durable event store
 ``REVOPS_FLOW_STATE_RETENTION_DAYS`` ``180``               flow state history older than this is pruned
                                                             (``revops flows prune``)
+``REVOPS_STATE_URL``           — (SQLite files under       ``postgresql://user@host:port/db``: agent and
+                                ``$REVOPS_HOME/state``)     flow state in Postgres, shared by every process
+                                                            (a schema per tenant; password in the URL or
+                                                            ``PGPASSWORD``, never logged)
 ``REVOPS_TENANT``               — (the default tenant)      tenant id: ``tenants/<id>.yaml`` scopes every
                                                             location below (see :func:`tenant_env`)
 ``REVOPS_TENANTS_DIR``          ``./tenants``               folder of the tenant files
@@ -160,6 +164,7 @@ class Settings:
     webhook_rate_client: int = 100
     webhook_public_url: str | None = None
     flow_state_retention_days: int = 180  # flow state history kept by `revops flows prune`
+    state_url: str | None = None  # REVOPS_STATE_URL: agent/flow state in Postgres; None: SQLite files
     tenant: Tenant | None = None  # None: the single default tenant
 
     @property
@@ -239,6 +244,18 @@ def tenant_env(env: Mapping[str, str], tenant: Tenant) -> dict[str, str]:
         if env.get(var):
             out[name] = env[var]
     return out
+
+
+def state_url(env: Mapping[str, str] | None = None) -> str | None:
+    """``REVOPS_STATE_URL`` validated (a ``postgresql://`` URL), or None: agent and flow state in SQLite
+    files. The same for every tenant — each tenant's state is its own schema in that database."""
+    env = os.environ if env is None else env
+    url = (env.get("REVOPS_STATE_URL") or "").strip()
+    if not url:
+        return None
+    from revops_pipelines.sqlite_store import check_state_url
+
+    return check_state_url(url)
 
 
 def load_settings(env: Mapping[str, str] | None = None, tenant: str | None = None) -> Settings:
@@ -349,6 +366,7 @@ def _load(env: Mapping[str, str]) -> Settings:
         webhook_rate_client=_int(env, "REVOPS_WEBHOOK_RATE_CLIENT", 100, 1),
         webhook_public_url=(env.get("REVOPS_WEBHOOK_PUBLIC_URL") or "").rstrip("/") or None,
         flow_state_retention_days=_int(env, "REVOPS_FLOW_STATE_RETENTION_DAYS", 180, 1),
+        state_url=state_url(env),
         home=home,
         warehouse=warehouse,
         duckdb_path=Path(env.get("REVOPS_DUCKDB_PATH") or home / "warehouse.duckdb"),

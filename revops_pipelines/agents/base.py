@@ -132,7 +132,9 @@ class Agent:
             from revops_pipelines.tenancy import check_location
 
             check_location("home", path, tenant)
-            self._state = AgentState(path)
+            from revops_pipelines.sqlite_store import connect_state_store
+
+            self._state = connect_state_store(AgentState, path, tenant=tenant)  # REVOPS_STATE_URL: Postgres
         return self._state
 
     @classmethod

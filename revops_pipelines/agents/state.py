@@ -4,7 +4,9 @@ A small SQLite file (``$REVOPS_HOME/state/agent_state.sqlite`` by default) holds
 ``(agent, entity_id)`` with a version number. :meth:`AgentState.update` is a read-modify-write inside
 ``BEGIN IMMEDIATE``, so concurrent callers — threads or processes, e.g. parallel flow steps — serialise
 on the file's write lock and no update is lost. SQLite rather than the warehouse because DuckDB allows
-one writer process and Firebolt has no row locks; the state is small, local and operational.
+one writer process and Firebolt has no row locks; the state is small, local and operational. With
+``REVOPS_STATE_URL`` set the same table lives in Postgres instead, shared by every process (see
+:mod:`revops_pipelines.sqlite_store`).
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ CREATE TABLE IF NOT EXISTS agent_state (
 class AgentState(SqliteStore):
     """Versioned JSON state per (agent, entity)."""
 
-    def __init__(self, path: str | Path):
-        super().__init__(path, [_DDL])
+    def __init__(self, path: str | Path, *, url: str | None = None, tenant: str | None = None):
+        super().__init__(path, [_DDL], url=url, tenant=tenant)
 
     def get(self, agent: str, entity_id: str) -> dict[str, Any] | None:
         row = (

@@ -122,12 +122,12 @@ def _step_op(spec: FlowSpec, step: Step) -> dg.OpDefinition:
     )
     def _op(context: dg.OpExecutionContext, warehouse: Warehouse, agents: AgentRuntime, **inputs: Any):
         from revops_pipelines.flows import runtime
-        from revops_pipelines.flows.state import FlowState, default_path
+        from revops_pipelines.flows.state import open_state
 
         base = _base(spec, step, context, warehouse, agents)
         final = context.retry_number >= policy.max_retries
         if fan_out:
-            state = FlowState(default_path(agents))
+            state = open_state(agents)
             out = runtime.run_entity_step(
                 spec, step, base, inputs["entities"], state, now=_now(context), final_attempt=final
             )

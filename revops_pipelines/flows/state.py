@@ -5,7 +5,8 @@ current document per entity — ``{"started_at", "steps": {step_id: {"status", "
 "approved", "output", "error"}}}`` — with a version; ``flow_state_history`` appends one row per status
 change. :meth:`FlowState.update` reads, changes and writes the document and its history rows inside one
 ``BEGIN IMMEDIATE`` transaction, so concurrent invocations (threads or processes) serialise on the
-write lock and never lose an update.
+write lock and never lose an update. With ``REVOPS_STATE_URL`` set (see :func:`open_state`) the same
+tables live in Postgres, shared by every process, with the same guarantee.
 
 Step statuses: ``done``, ``skipped`` (``when`` was false), ``waiting`` (its ``wait`` has not elapsed),
 ``awaiting_approval``, ``failed``.
@@ -36,8 +37,21 @@ def now_iso() -> str:
     return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
+def open_state(agents: Any = None) -> FlowState:
+    """The flow state of ``agents``' tenant: the SQLite file at :func:`default_path`, or the tenant's
+    schema in the Postgres database ``REVOPS_STATE_URL`` names."""
+    from revops_pipelines.sqlite_store import connect_state_store
+
+    path, tenant = _location(agents)
+    return connect_state_store(FlowState, path, tenant=tenant)
+
+
 def default_path(agents: Any = None) -> Path:
     """Beside the agent state: the runtime's ``state_path`` folder, else the settings' state dir."""
+    return _location(agents)[0]
+
+
+def _location(agents: Any = None) -> tuple[Path, str | None]:
     from revops_pipelines.tenancy import check_location
 
     tenant = getattr(agents, "tenant_id", None)
@@ -49,12 +63,12 @@ def default_path(agents: Any = None) -> Path:
         settings = load_settings(tenant=tenant)  # REVOPS_TENANT when no runtime says otherwise
         tenant, path = settings.tenant_id, settings.state_dir / "flow_state.sqlite"
     check_location("home", str(path), tenant)  # a tenant's flow state stays in its folder
-    return path
+    return path, tenant
 
 
 class FlowState(SqliteStore):
-    def __init__(self, path: str | Path):
-        super().__init__(path, _DDL)
+    def __init__(self, path: str | Path, *, url: str | None = None, tenant: str | None = None):
+        super().__init__(path, _DDL, url=url, tenant=tenant)
 
     def get(self, flow_id: str, entity_id: str) -> dict[str, Any] | None:
         row = (

@@ -86,8 +86,8 @@ def test_sf_id18_matches_salesforce():
     assert sf_id18("001A0000006Vm9r") == "001A0000006Vm9rIAC"
 
 
-def test_state_is_per_agent_and_entity_and_concurrent_safe(tmp_path):
-    st = AgentState(tmp_path / "s.sqlite")
+def test_state_is_per_agent_and_entity_and_concurrent_safe(tmp_path, state_backend):
+    st = state_backend(AgentState, tmp_path / "s.sqlite")  # SQLite file and Postgres
 
     def bump(_):
         for _ in range(25):
@@ -101,7 +101,7 @@ def test_state_is_per_agent_and_entity_and_concurrent_safe(tmp_path):
     assert st.get("a", "acc1") == {"n": 100}
     assert st.version("a", "acc1") == 100
     assert st.get("b", "acc1") is None  # another agent's state is separate
-    again = AgentState(tmp_path / "s.sqlite")  # survives across invocations
+    again = state_backend(AgentState, tmp_path / "s.sqlite")  # survives across invocations
     assert again.get("a", "acc1") == {"n": 100}
 
 

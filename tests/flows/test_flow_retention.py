@@ -32,8 +32,8 @@ def _fill(st):
     st.update("a", "e2", _step("waiting"))
 
 
-def test_prune_keeps_each_steps_latest_row_and_current_state(tmp_path):
-    st = FlowState(tmp_path / "fs.sqlite")
+def test_prune_keeps_each_steps_latest_row_and_current_state(tmp_path, state_backend):
+    st = state_backend(FlowState, tmp_path / "fs.sqlite")  # SQLite file and Postgres
     _fill(st)
     assert len(st.history("a")) == 4
     assert st.prune(timedelta(days=30))["deleted"] == 0  # nothing old yet

@@ -1,4 +1,5 @@
-"""Flow state: survives a restart, keeps a history, and concurrent updates lose nothing."""
+"""Flow state: survives a restart, keeps a history, and concurrent updates lose nothing — on each backend
+(SQLite file, Postgres: the ``state_backend`` fixture)."""
 
 import threading
 
@@ -7,9 +8,9 @@ import pytest
 from revops_pipelines.flows.state import FlowState
 
 
-def test_state_survives_a_restart_with_history(tmp_path):
+def test_state_survives_a_restart_with_history(tmp_path, state_backend):
     path = tmp_path / "flow_state.sqlite"
-    st = FlowState(path)
+    st = state_backend(FlowState, path)
 
     def mark(status):
         def fn(doc):
@@ -22,7 +23,7 @@ def test_state_survives_a_restart_with_history(tmp_path):
     st.update("onboarding", "001A", mark("done"), run_id="r2")
     st.update("onboarding", "001A", mark("done"), run_id="r3")  # no change → no history row
     del st
-    again = FlowState(path)  # a new process would see the same
+    again = state_backend(FlowState, path)  # a new process would see the same
     assert again.get("onboarding", "001A")["steps"]["kickoff"]["status"] == "done"
     assert again.version("onboarding", "001A") == 3
     hist = again.history("onboarding", "001A")
@@ -33,13 +34,13 @@ def test_state_survives_a_restart_with_history(tmp_path):
     assert list(again.entities("onboarding")) == ["001A"]
 
 
-def test_concurrent_updates_lose_nothing(tmp_path):
+def test_concurrent_updates_lose_nothing(tmp_path, state_backend):
     path = tmp_path / "flow_state.sqlite"
-    FlowState(path)
+    state_backend(FlowState, path)
     n_threads, n_each = 8, 25
 
     def worker(i):
-        st = FlowState(path)  # own connection, as a separate invocation would have
+        st = state_backend(FlowState, path)  # own connection, as a separate invocation would have
         for j in range(n_each):
 
             def fn(doc, i=i, j=j):
@@ -54,7 +55,7 @@ def test_concurrent_updates_lose_nothing(tmp_path):
         t.start()
     for t in threads:
         t.join()
-    st = FlowState(path)
+    st = state_backend(FlowState, path)
     doc = st.get("f", "e1")
     assert doc["counter"] == n_threads * n_each
     assert len(doc["steps"]) == n_threads * n_each
@@ -62,8 +63,8 @@ def test_concurrent_updates_lose_nothing(tmp_path):
     assert len(st.history("f", "e1")) == n_threads * n_each
 
 
-def test_a_failing_update_changes_nothing(tmp_path):
-    st = FlowState(tmp_path / "s.sqlite")
+def test_a_failing_update_changes_nothing(tmp_path, state_backend):
+    st = state_backend(FlowState, tmp_path / "s.sqlite")
     st.update("f", "e", lambda d: {**d, "steps": {"a": {"status": "done"}}})
 
     def boom(doc):
@@ -75,8 +76,8 @@ def test_a_failing_update_changes_nothing(tmp_path):
     assert st.get("f", "e")["steps"]["a"]["status"] == "done"
 
 
-def test_approve_only_what_awaits_approval(tmp_path):
-    st = FlowState(tmp_path / "s.sqlite")
+def test_approve_only_what_awaits_approval(tmp_path, state_backend):
+    st = state_backend(FlowState, tmp_path / "s.sqlite")
     with pytest.raises(KeyError, match="no state"):
         st.approve("f", "e", "review")
     st.update("f", "e", lambda d: {**d, "steps": {"review": {"status": "awaiting_approval"}}})
@@ -87,7 +88,7 @@ def test_approve_only_what_awaits_approval(tmp_path):
     assert st.history("f", "e")[-1]["status"].startswith("approved")
 
 
-def test_concurrent_invocations_run_each_entity_step_once(tmp_path):
+def test_concurrent_invocations_run_each_entity_step_once(tmp_path, state_backend):
     import time
 
     from pydantic import BaseModel
@@ -119,12 +120,12 @@ def test_concurrent_invocations_run_each_entity_step_once(tmp_path):
         )
         entities = [{"_id": f"e{i}", "account_id": f"e{i}"} for i in range(10)]
         path = tmp_path / "fs.sqlite"
-        FlowState(path)
+        state_backend(FlowState, path)
         from datetime import datetime
 
         def invoke(run_id):
             base = StepContext("conc", "s", run_id, None, None)
-            run_entity_step(spec, spec.steps[0], base, entities, FlowState(path), now=datetime(2026, 1, 1))
+            run_entity_step(spec, spec.steps[0], base, entities, state_backend(FlowState, path), now=datetime(2026, 1, 1))
 
         threads = [threading.Thread(target=invoke, args=(f"run{i}",)) for i in range(4)]
         for t in threads:
@@ -132,7 +133,7 @@ def test_concurrent_invocations_run_each_entity_step_once(tmp_path):
         for t in threads:
             t.join()
         assert sorted(calls) == sorted(e["_id"] for e in entities)  # each exactly once
-        st = FlowState(path)
+        st = state_backend(FlowState, path)
         assert all(d["steps"]["s"]["status"] == "done" for d in st.entities("conc").values())
     finally:
         STEP_TYPES.pop("slow", None)

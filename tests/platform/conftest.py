@@ -177,37 +177,13 @@ def recorded_world(runtime_env):
         instance.dispose()
 
 
-def _pg_bin() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return found[-1].parent if found else None
-
-
 @pytest.fixture
 def postgres_server(monkeypatch):
-    """A throwaway PostgreSQL server on loopback (Debian's ``postgresql`` package), exposed through the
+    """A throwaway PostgreSQL server on loopback (tests/pg_cluster.py), exposed through the
     DAGSTER_PG_* variables the deploy/ configurations read. Skips when the server is not installed."""
-    import shutil
-    import socket
-    import subprocess
-    import tempfile
+    from tests.pg_cluster import local_postgres
 
-    bin_dir = _pg_bin()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL server is not installed (apt-get install -y postgresql)")
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    root = Path(tempfile.mkdtemp(prefix="revops-pg-"))
-    if as_user:
-        shutil.chown(root, "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = root / "data"
-    run = lambda *args: subprocess.run([*as_user, *args], check=True, capture_output=True, timeout=60)  # noqa: E731
-    run(str(bin_dir / "initdb"), "-D", str(data), "-U", "dagster", "--auth=trust")
-    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
-    run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start")
-    try:
-        run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "dagster", "dagster")
+    with local_postgres("dagster", "dagster") as port:
         for key, value in {
             "DAGSTER_PG_USERNAME": "dagster",
             "DAGSTER_PG_PASSWORD": "pg-Secret-5e1f0c",  # trust auth ignores it; it must still never leak
@@ -217,9 +193,6 @@ def postgres_server(monkeypatch):
         }.items():
             monkeypatch.setenv(key, value)
         yield port
-    finally:
-        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
