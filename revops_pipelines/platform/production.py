@@ -70,6 +70,12 @@ def describe(settings: Settings) -> dict[str, str]:
         "dry_run": str(settings.dry_run).lower(),
         "source_mode": settings.source_mode,
     }
+    if settings.state_url:  # agent and flow state shared by every process (password masked)
+        from revops_pipelines.sqlite_store import redact_url, schema_for
+
+        out["state"] = f"postgres {redact_url(settings.state_url)}, schema {schema_for(settings.tenant_id)}"
+    else:
+        out["state"] = f"sqlite files in {settings.state_dir} (one copy per process host)"
     fb = settings.firebolt
     if fb is not None:
         out["firebolt"] = (

@@ -117,6 +117,7 @@ def test_ecs_mode_builds_the_ecs_run_launcher_and_s3_compute_logs(s3, tmp_path, 
         assert launcher.task_definition.endswith(":task-definition/revops-run:1")
         assert launcher.container_name == "run"
         assert "REVOPS_WAREHOUSE" in launcher.env_vars and "FIREBOLT_CLIENT_SECRET" not in launcher.env_vars
+        assert "REVOPS_STATE_URL" in launcher.env_vars  # every run task shares the agent/flow state
         logs = instance.compute_log_manager
         assert type(logs).__name__ == "S3ComputeLogManager"
         assert dg.materialize([ping], instance=instance).success  # compute logs uploaded to S3

@@ -183,3 +183,15 @@ def test_agents_and_flows_use_the_configured_backend(tmp_path, state_pg_url, mon
     agent_state.update("decision", "001A", lambda v: {"seen": True})
     assert AgentState(tmp_path / "other", url=state_pg_url).get("decision", "001A") == {"seen": True}
     assert not (tmp_path / "state" / "agent_state.sqlite").exists()
+
+
+def test_production_description_names_the_state_backend_without_its_password(tmp_path, monkeypatch):
+    from revops_pipelines.platform import production
+
+    monkeypatch.setenv("REVOPS_HOME", str(tmp_path))
+    monkeypatch.delenv("REVOPS_TENANT", raising=False)
+    monkeypatch.delenv("REVOPS_STATE_URL", raising=False)
+    assert production.describe(load_settings())["state"].startswith(f"sqlite files in {tmp_path / 'state'}")
+    monkeypatch.setenv("REVOPS_STATE_URL", "postgresql://revops:Sekr3t-desc-pw@db.internal:5432/revops")
+    described = production.describe(load_settings())["state"]
+    assert described == "postgres postgresql://revops:***@db.internal:5432/revops, schema revops_state"
