@@ -1,7 +1,8 @@
 """HubSpot raw tables, loaded by the HubSpot connector (hubspot-api-client CRM v3 search on the
 last-modified property, the 10,000-result window slid forward): companies, contacts, deals,
-engagements (calls, emails, meetings, notes, tasks) and a quarantine. In sample mode the same client
-talks to the loopback stand-in serving the generated world.
+engagements (calls, emails, meetings, notes, tasks) and a quarantine. Deals and engagements carry
+their company (``company_id``, read from the v4 associations API; null when HubSpot has none). In
+sample mode the same client talks to the loopback stand-in serving the generated world.
 """
 
 import dagster as dg
@@ -63,9 +64,11 @@ DEALS = table(
         ("updated_at", "TIMESTAMP", False),
         ("archived", "BOOLEAN", False),
         ("sf_opportunity_id", "TEXT"),
+        ("company_id", "TEXT"),
     ],
     keys=("deal_id",),
-    description="HubSpot deals (sf_opportunity_id: the Salesforce opportunity a synced deal mirrors).",
+    description="HubSpot deals (sf_opportunity_id: the Salesforce opportunity a synced deal mirrors; "
+    "company_id: the deal's primary company, from the associations API).",
 )
 
 ENGAGEMENT_TABLE = table(
@@ -80,9 +83,11 @@ ENGAGEMENT_TABLE = table(
         ("created_at", "TIMESTAMP"),
         ("updated_at", "TIMESTAMP", False),
         ("archived", "BOOLEAN", False),
+        ("company_id", "TEXT"),
     ],
     keys=("engagement_type", "engagement_id"),
-    description="HubSpot engagements: calls, emails, meetings, notes and tasks, one row each.",
+    description="HubSpot engagements: calls, emails, meetings, notes and tasks, one row each "
+    "(company_id: the associated company, from the associations API; null if none).",
 )
 
 QUARANTINE = table(
@@ -128,6 +133,12 @@ def _with_id(records: list[dict]) -> list[dict]:
     return [{**r, "properties": {**(r.get("properties") or {}), "hs_object_id": r["id"]}} for r in records]
 
 
+def company_of(record: dict) -> str | None:
+    """The first (primary) company in the record's ``associations.companies.results``, or None."""
+    results = (((record.get("associations") or {}).get("companies") or {}).get("results")) or []
+    return str(results[0]["id"]) if results else None
+
+
 def frame(object_type: str, records: list[dict]) -> "pd.DataFrame":
     """Flatten CRM v3 objects (id + string properties) of one type to its raw table's columns."""
     recs = _with_id(records)
@@ -166,7 +177,9 @@ def frame(object_type: str, records: list[dict]) -> "pd.DataFrame":
             "owner_id": "hubspot_owner_id",
             "sf_opportunity_id": "salesforceopportunityid",
         }
-        return _objects(recs, props, numeric=("amount",))[DEALS.column_names]
+        df = _objects(recs, props, numeric=("amount",))
+        df["company_id"] = [company_of(r) for r in recs]
+        return df[DEALS.column_names]
     props = {
         "engagement_id": "hs_object_id",
         "occurred_at": "hs_timestamp",
@@ -176,6 +189,7 @@ def frame(object_type: str, records: list[dict]) -> "pd.DataFrame":
     }
     df = _objects(recs, props)
     df["engagement_type"] = object_type
+    df["company_id"] = [company_of(r) for r in recs]
     return df[ENGAGEMENT_TABLE.column_names]
 
 
@@ -247,6 +261,9 @@ def hubspot_sync(context: dg.AssetExecutionContext, warehouse: Warehouse, hubspo
             md["window_slides"] = dg.MetadataValue.int(sum(summary["window_slides"].get(t, 0) for t in types))
             md["archived_flagged"] = dg.MetadataValue.int(sum(summary["archived"].get(t, 0) for t in types))
             md["checkpoint"] = dg.MetadataValue.json({t: summary["checkpoint"][t] for t in types})
+            if schema in (DEALS, ENGAGEMENT_TABLE):
+                for key in ("company_linked", "company_unlinked"):
+                    md[f"{key}_this_run"] = dg.MetadataValue.int(sum(summary[key].get(t, 0) for t in types))
         else:
             md["quarantined_this_run"] = dg.MetadataValue.int(summary["quarantined"])
         yield dg.MaterializeResult(asset_key=schema.name, metadata=md)
@@ -267,6 +284,20 @@ CHECKS = [
         "raw_hs_deals", "sf_opportunity_id", "raw_sf_opportunities", "opportunity_id", blocking=False
     ),
     unique_check("raw_hs_engagements", ("engagement_type", "engagement_id")),
+    # an engagement's company must be a known company (fails, blocking); one without any company
+    # cannot feed account features (a warning: HubSpot allows activities logged on contacts only)
+    references_check("raw_hs_engagements", "company_id", "raw_hs_companies", "company_id"),
+    sql_check(
+        "raw_hs_engagements",
+        "raw_hs_engagements_company_linked",
+        "SELECT COUNT(*) FROM raw_hs_engagements WHERE company_id IS NULL AND NOT archived",
+        description="every live engagement is associated with a company (a warning: unlinked ones "
+        "cannot feed account features)",
+        severity=dg.AssetCheckSeverity.WARN,
+        sample_sql="SELECT engagement_type, engagement_id, occurred_at, title FROM raw_hs_engagements "
+        "WHERE company_id IS NULL AND NOT archived ORDER BY occurred_at DESC",
+    ),
+    references_check("raw_hs_deals", "company_id", "raw_hs_companies", "company_id", blocking=False),
     references_check("raw_hs_contacts", "company_id", "raw_hs_companies", "company_id", blocking=False),
     sql_check(
         "raw_hs_quarantine",
