@@ -21,7 +21,13 @@ import json
 
 import dagster as dg
 
-from revops_pipelines.checks import accepted_values_check, references_check, sql_check, unique_check
+from revops_pipelines.checks import (
+    accepted_values_check,
+    combine_checks,
+    references_check,
+    sql_check,
+    unique_check,
+)
 from revops_pipelines.lazy import pd
 from revops_pipelines.raw import column_schema
 from revops_pipelines.text.sentiment import sentence_polarity
@@ -284,49 +290,52 @@ _RATIO_SUM = (
     "SELECT COUNT(*) FROM (SELECT call_id FROM gong_speaker_stats GROUP BY call_id "
     "HAVING SUM(talk_seconds) > 0 AND ABS(SUM(talk_ratio) - 1.0) > 0.001) d"
 )
-CHECKS = [
-    unique_check(SPEAKER_STATS.name, ("call_id", "speaker_id")),
-    accepted_values_check(SPEAKER_STATS.name, "affiliation", AFFILIATIONS, allow_null=False),
-    sql_check(
-        SPEAKER_STATS.name,
-        "gong_speaker_stats_talk_ratios_sum_to_one",
-        _RATIO_SUM,
-        description="the talk ratios of each call with any talk time sum to 1 (within 0.001)",
-        blocking=True,
-        sample_sql="SELECT call_id, SUM(talk_ratio) AS ratio_sum, SUM(talk_seconds) AS talk_seconds "
-        "FROM gong_speaker_stats GROUP BY call_id HAVING SUM(talk_seconds) > 0 "
-        "AND ABS(SUM(talk_ratio) - 1.0) > 0.001",
-    ),
-    sql_check(
-        SPEAKER_STATS.name,
-        "gong_speaker_stats_ranges",
-        "SELECT COUNT(*) FROM gong_speaker_stats WHERE talk_seconds < 0 OR talk_ratio < 0 "
-        "OR talk_ratio > 1.000001 OR sentences < 0 OR sentiment < -1 OR sentiment > 1 "
-        "OR (sentences = 0 AND sentiment IS NOT NULL) OR (sentences > 0 AND sentiment IS NULL)",
-        description="talk seconds and sentences are non-negative, talk ratio in [0, 1], sentiment in "
-        "[-1, 1] and present exactly when the speaker has sentences",
-        blocking=True,
-    ),
-    sql_check(
-        SPEAKER_STATS.name,
-        "gong_speaker_stats_every_transcript_sentence_counted",
-        "SELECT ABS((SELECT COUNT(*) FROM raw_gong_transcripts t WHERE EXISTS "
-        "(SELECT 1 FROM raw_gong_calls c WHERE c.call_id = t.call_id)) - "
-        "(SELECT COALESCE(SUM(sentences), 0) FROM gong_speaker_stats))",
-        description="the speakers' sentence counts add up to the transcript sentences of the loaded calls "
-        "(no call or speaker missing, none counted twice)",
-        blocking=True,
-        additional_deps=("raw_gong_transcripts", "raw_gong_calls"),
-    ),
-    references_check(SPEAKER_STATS.name, "call_id", "raw_gong_calls", "call_id", blocking=False),
-    unique_check(CALL_TRACKERS.name, ("call_id", "kind", "name")),
-    accepted_values_check(CALL_TRACKERS.name, "kind", KINDS, allow_null=False),
-    sql_check(
-        CALL_TRACKERS.name,
-        "gong_call_trackers_counts",
-        "SELECT COUNT(*) FROM gong_call_trackers WHERE count < 0 OR (kind = 'tracker' AND count = 0)",
-        description="counts are non-negative, and a tracker row always has at least one hit",
-        blocking=True,
-    ),
-    references_check(CALL_TRACKERS.name, "call_id", "raw_gong_calls", "call_id", blocking=False),
-]
+CHECKS = combine_checks(
+    [
+        unique_check(SPEAKER_STATS.name, ("call_id", "speaker_id")),
+        accepted_values_check(SPEAKER_STATS.name, "affiliation", AFFILIATIONS, allow_null=False),
+        sql_check(
+            SPEAKER_STATS.name,
+            "gong_speaker_stats_talk_ratios_sum_to_one",
+            _RATIO_SUM,
+            description="the talk ratios of each call with any talk time sum to 1 (within 0.001)",
+            blocking=True,
+            sample_sql="SELECT call_id, SUM(talk_ratio) AS ratio_sum, SUM(talk_seconds) AS talk_seconds "
+            "FROM gong_speaker_stats GROUP BY call_id HAVING SUM(talk_seconds) > 0 "
+            "AND ABS(SUM(talk_ratio) - 1.0) > 0.001",
+        ),
+        sql_check(
+            SPEAKER_STATS.name,
+            "gong_speaker_stats_ranges",
+            "SELECT COUNT(*) FROM gong_speaker_stats WHERE talk_seconds < 0 OR talk_ratio < 0 "
+            "OR talk_ratio > 1.000001 OR sentences < 0 OR sentiment < -1 OR sentiment > 1 "
+            "OR (sentences = 0 AND sentiment IS NOT NULL) OR (sentences > 0 AND sentiment IS NULL)",
+            description="talk seconds and sentences are non-negative, talk ratio in [0, 1], sentiment in "
+            "[-1, 1] and present exactly when the speaker has sentences",
+            blocking=True,
+        ),
+        sql_check(
+            SPEAKER_STATS.name,
+            "gong_speaker_stats_every_transcript_sentence_counted",
+            "SELECT ABS((SELECT COUNT(*) FROM raw_gong_transcripts t WHERE EXISTS "
+            "(SELECT 1 FROM raw_gong_calls c WHERE c.call_id = t.call_id)) - "
+            "(SELECT COALESCE(SUM(sentences), 0) FROM gong_speaker_stats))",
+            description="the speakers' sentence counts add up to the transcript sentences of the loaded calls "
+            "(no call or speaker missing, none counted twice)",
+            blocking=True,
+            additional_deps=("raw_gong_transcripts", "raw_gong_calls"),
+        ),
+        references_check(SPEAKER_STATS.name, "call_id", "raw_gong_calls", "call_id", blocking=False),
+        unique_check(CALL_TRACKERS.name, ("call_id", "kind", "name")),
+        accepted_values_check(CALL_TRACKERS.name, "kind", KINDS, allow_null=False),
+        sql_check(
+            CALL_TRACKERS.name,
+            "gong_call_trackers_counts",
+            "SELECT COUNT(*) FROM gong_call_trackers WHERE count < 0 OR (kind = 'tracker' AND count = 0)",
+            description="counts are non-negative, and a tracker row always has at least one hit",
+            blocking=True,
+        ),
+        references_check(CALL_TRACKERS.name, "call_id", "raw_gong_calls", "call_id", blocking=False),
+    ],
+    name="conversations",
+)

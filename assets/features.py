@@ -26,7 +26,7 @@ import dagster as dg
 from pydantic import Field
 
 from assets.conversations import CALL_TRACKERS, SPEAKER_STATS
-from revops_pipelines.checks import sql_check
+from revops_pipelines.checks import combine_checks, sql_check
 from revops_pipelines.lazy import pd
 from revops_pipelines.raw import column_schema, merge_metadata
 from revops_pipelines.text.sentiment import score_sentences
@@ -479,20 +479,23 @@ def account_features(
 
 ASSETS = [gong_call_sentiment, account_features]
 TABLES = [SENTIMENT, FEATURES]
-CHECKS = [
-    sql_check(
-        "account_features",
-        "account_features_no_future_churned",
-        "SELECT COUNT(*) FROM account_features f JOIN raw_sf_accounts a ON a.account_id = f.account_id "
-        "WHERE a.churn_date IS NOT NULL AND a.churn_date <= f.snapshot_date",
-        description="no account appears in a snapshot on or after its churn date (no leakage of churned accounts)",
-        blocking=True,
-    ),
-    sql_check(
-        "account_features",
-        "account_features_utilisation_range",
-        "SELECT COUNT(*) FROM account_features WHERE util_30d < 0 OR util_30d > 2",
-        description="30-day utilisation lies in [0, 2]",
-        blocking=True,
-    ),
-]
+CHECKS = combine_checks(
+    [
+        sql_check(
+            "account_features",
+            "account_features_no_future_churned",
+            "SELECT COUNT(*) FROM account_features f JOIN raw_sf_accounts a ON a.account_id = f.account_id "
+            "WHERE a.churn_date IS NOT NULL AND a.churn_date <= f.snapshot_date",
+            description="no account appears in a snapshot on or after its churn date (no leakage of churned accounts)",
+            blocking=True,
+        ),
+        sql_check(
+            "account_features",
+            "account_features_utilisation_range",
+            "SELECT COUNT(*) FROM account_features WHERE util_30d < 0 OR util_30d > 2",
+            description="30-day utilisation lies in [0, 2]",
+            blocking=True,
+        ),
+    ],
+    name="features",
+)

@@ -11,7 +11,7 @@ import json
 
 import dagster as dg
 
-from revops_pipelines.checks import not_null_check, references_check, sql_check, unique_check
+from revops_pipelines.checks import combine_checks, not_null_check, references_check, sql_check, unique_check
 from revops_pipelines.connectors.gong import GongResource
 from revops_pipelines.lazy import pd
 from revops_pipelines.raw import request_metadata, table_spec
@@ -392,23 +392,26 @@ def gong_sync(
 
 ASSETS = [gong_sync]
 TABLES = [CALLS, PARTIES, TRANSCRIPTS, QUARANTINE]
-CHECKS = [
-    unique_check("raw_gong_calls", ("call_id",)),
-    not_null_check("raw_gong_calls", ("account_id", "started")),
-    references_check("raw_gong_calls", "account_id", "raw_sf_accounts", "account_id"),
-    references_check("raw_gong_calls", "opportunity_id", "raw_sf_opportunities", "opportunity_id"),
-    unique_check("raw_gong_parties", ("call_id", "party_id")),
-    not_null_check("raw_gong_parties", ("call_id", "party_id", "affiliation")),
-    references_check("raw_gong_parties", "call_id", "raw_gong_calls", "call_id"),
-    unique_check("raw_gong_transcripts", ("call_id", "seq")),
-    not_null_check("raw_gong_transcripts", ("call_id", "seq", "text")),
-    references_check("raw_gong_transcripts", "call_id", "raw_gong_calls", "call_id", blocking=False),
-    sql_check(
-        "raw_gong_quarantine",
-        "raw_gong_quarantine_empty",
-        "SELECT COUNT(*) FROM raw_gong_quarantine",
-        description="no Gong call is waiting in quarantine (a warning: the rows say why)",
-        severity=dg.AssetCheckSeverity.WARN,
-        sample_sql="SELECT call_id, stage, reason FROM raw_gong_quarantine ORDER BY quarantined_at DESC",
-    ),
-]
+CHECKS = combine_checks(
+    [
+        unique_check("raw_gong_calls", ("call_id",)),
+        not_null_check("raw_gong_calls", ("account_id", "started")),
+        references_check("raw_gong_calls", "account_id", "raw_sf_accounts", "account_id"),
+        references_check("raw_gong_calls", "opportunity_id", "raw_sf_opportunities", "opportunity_id"),
+        unique_check("raw_gong_parties", ("call_id", "party_id")),
+        not_null_check("raw_gong_parties", ("call_id", "party_id", "affiliation")),
+        references_check("raw_gong_parties", "call_id", "raw_gong_calls", "call_id"),
+        unique_check("raw_gong_transcripts", ("call_id", "seq")),
+        not_null_check("raw_gong_transcripts", ("call_id", "seq", "text")),
+        references_check("raw_gong_transcripts", "call_id", "raw_gong_calls", "call_id", blocking=False),
+        sql_check(
+            "raw_gong_quarantine",
+            "raw_gong_quarantine_empty",
+            "SELECT COUNT(*) FROM raw_gong_quarantine",
+            description="no Gong call is waiting in quarantine (a warning: the rows say why)",
+            severity=dg.AssetCheckSeverity.WARN,
+            sample_sql="SELECT call_id, stage, reason FROM raw_gong_quarantine ORDER BY quarantined_at DESC",
+        ),
+    ],
+    name="gong",
+)

@@ -7,7 +7,7 @@ sample mode the same client talks to the loopback stand-in serving the generated
 
 import dagster as dg
 
-from revops_pipelines.checks import references_check, sql_check, unique_check
+from revops_pipelines.checks import combine_checks, references_check, sql_check, unique_check
 from revops_pipelines.connectors.hubspot import ENGAGEMENTS, HubSpotResource
 from revops_pipelines.lazy import pd
 from revops_pipelines.raw import request_metadata, table_spec
@@ -276,35 +276,38 @@ def hubspot_sync(context: dg.AssetExecutionContext, warehouse: Warehouse, hubspo
 
 
 ASSETS = [hubspot_sync]
-CHECKS = [
-    unique_check("raw_hs_companies", ("company_id",), blocking=False),
-    unique_check("raw_hs_contacts", ("contact_id",)),
-    unique_check("raw_hs_deals", ("deal_id",)),
-    references_check(
-        "raw_hs_deals", "sf_opportunity_id", "raw_sf_opportunities", "opportunity_id", blocking=False
-    ),
-    unique_check("raw_hs_engagements", ("engagement_type", "engagement_id")),
-    # an engagement's company must be a known company (fails, blocking); one without any company
-    # cannot feed account features (a warning: HubSpot allows activities logged on contacts only)
-    references_check("raw_hs_engagements", "company_id", "raw_hs_companies", "company_id"),
-    sql_check(
-        "raw_hs_engagements",
-        "raw_hs_engagements_company_linked",
-        "SELECT COUNT(*) FROM raw_hs_engagements WHERE company_id IS NULL AND NOT archived",
-        description="every live engagement is associated with a company (a warning: unlinked ones "
-        "cannot feed account features)",
-        severity=dg.AssetCheckSeverity.WARN,
-        sample_sql="SELECT engagement_type, engagement_id, occurred_at, title FROM raw_hs_engagements "
-        "WHERE company_id IS NULL AND NOT archived ORDER BY occurred_at DESC",
-    ),
-    references_check("raw_hs_deals", "company_id", "raw_hs_companies", "company_id", blocking=False),
-    references_check("raw_hs_contacts", "company_id", "raw_hs_companies", "company_id", blocking=False),
-    sql_check(
-        "raw_hs_quarantine",
-        "raw_hs_quarantine_empty",
-        "SELECT COUNT(*) FROM raw_hs_quarantine",
-        description="no HubSpot record is waiting in quarantine (a warning: the rows say why)",
-        severity=dg.AssetCheckSeverity.WARN,
-        sample_sql="SELECT object_type, record_id, reason FROM raw_hs_quarantine ORDER BY quarantined_at DESC",
-    ),
-]
+CHECKS = combine_checks(
+    [
+        unique_check("raw_hs_companies", ("company_id",), blocking=False),
+        unique_check("raw_hs_contacts", ("contact_id",)),
+        unique_check("raw_hs_deals", ("deal_id",)),
+        references_check(
+            "raw_hs_deals", "sf_opportunity_id", "raw_sf_opportunities", "opportunity_id", blocking=False
+        ),
+        unique_check("raw_hs_engagements", ("engagement_type", "engagement_id")),
+        # an engagement's company must be a known company (fails, blocking); one without any company
+        # cannot feed account features (a warning: HubSpot allows activities logged on contacts only)
+        references_check("raw_hs_engagements", "company_id", "raw_hs_companies", "company_id"),
+        sql_check(
+            "raw_hs_engagements",
+            "raw_hs_engagements_company_linked",
+            "SELECT COUNT(*) FROM raw_hs_engagements WHERE company_id IS NULL AND NOT archived",
+            description="every live engagement is associated with a company (a warning: unlinked ones "
+            "cannot feed account features)",
+            severity=dg.AssetCheckSeverity.WARN,
+            sample_sql="SELECT engagement_type, engagement_id, occurred_at, title FROM raw_hs_engagements "
+            "WHERE company_id IS NULL AND NOT archived ORDER BY occurred_at DESC",
+        ),
+        references_check("raw_hs_deals", "company_id", "raw_hs_companies", "company_id", blocking=False),
+        references_check("raw_hs_contacts", "company_id", "raw_hs_companies", "company_id", blocking=False),
+        sql_check(
+            "raw_hs_quarantine",
+            "raw_hs_quarantine_empty",
+            "SELECT COUNT(*) FROM raw_hs_quarantine",
+            description="no HubSpot record is waiting in quarantine (a warning: the rows say why)",
+            severity=dg.AssetCheckSeverity.WARN,
+            sample_sql="SELECT object_type, record_id, reason FROM raw_hs_quarantine ORDER BY quarantined_at DESC",
+        ),
+    ],
+    name="hubspot",
+)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from revops_pipelines.checks import references_check, sql_check, unique_check
+from revops_pipelines.checks import combine_checks, references_check, sql_check, unique_check
 from revops_pipelines.lazy import pd
 from revops_pipelines.raw import raw_table_asset
 from revops_pipelines.sources import SampleWorldSource
@@ -90,16 +90,21 @@ raw_billing_invoices = raw_table_asset(
 
 ASSETS = [raw_product_usage, raw_billing_invoices]
 TABLES = [USAGE, INVOICES]
-CHECKS = [
-    unique_check("raw_product_usage", ("account_id", "usage_date")),
-    references_check("raw_product_usage", "account_id", "raw_sf_accounts", "account_id"),
-    sql_check(
-        "raw_product_usage",
-        "raw_product_usage_plausible_counts",
-        "SELECT COUNT(*) FROM raw_product_usage WHERE active_users < 0 OR sessions < 0 OR events < 0 "
-        "OR active_users > seats * 2",
-        description="usage counts are non-negative and active users do not exceed twice the seats",
-        blocking=True,
-    ),
-    references_check("raw_billing_invoices", "account_id", "raw_sf_accounts", "account_id", blocking=False),
-]
+CHECKS = combine_checks(
+    [
+        unique_check("raw_product_usage", ("account_id", "usage_date")),
+        references_check("raw_product_usage", "account_id", "raw_sf_accounts", "account_id"),
+        sql_check(
+            "raw_product_usage",
+            "raw_product_usage_plausible_counts",
+            "SELECT COUNT(*) FROM raw_product_usage WHERE active_users < 0 OR sessions < 0 OR events < 0 "
+            "OR active_users > seats * 2",
+            description="usage counts are non-negative and active users do not exceed twice the seats",
+            blocking=True,
+        ),
+        references_check(
+            "raw_billing_invoices", "account_id", "raw_sf_accounts", "account_id", blocking=False
+        ),
+    ],
+    name="product",
+)

@@ -13,7 +13,9 @@ import dagster as dg
 
 from assets import features, gong, hubspot, product, salesforce
 from revops_pipelines.checks import (
+    Check,
     accepted_values_check,
+    combine_checks,
     freshness_check,
     partition_anomaly_check,
     schema_drift_check,
@@ -99,18 +101,12 @@ def observe_source_file(src: SampleWorldSource, relpath: str) -> dict[str, str]:
     return infer_schema(src.records(relpath))
 
 
-def source_schema_check(asset: str, relpath: str) -> dg.AssetChecksDefinition:
+def source_schema_check(asset: str, relpath: str) -> Check:
     """The source feeding ``asset`` against its recorded schema: new fields warn, removed fields and
     changed types fail (severity ERROR), the diff is in the metadata. The first observation is
     recorded as the baseline; ``revops warehouse accept-source-schema`` accepts a drift."""
 
-    @dg.asset_check(
-        asset=asset,
-        name=f"{asset}_source_schema",
-        blocking=False,
-        description=f"source {relpath}: fields and types as recorded (new: warning; removed or retyped: error)",
-    )
-    def _check(warehouse: Warehouse, sample_world: SampleWorldSource) -> dg.AssetCheckResult:
+    def _evaluate(warehouse: Warehouse, sample_world: SampleWorldSource) -> dg.AssetCheckResult:
         from revops_pipelines.warehouse.source_schema import observe
 
         try:
@@ -128,48 +124,65 @@ def source_schema_check(asset: str, relpath: str) -> dg.AssetChecksDefinition:
         severity = dg.AssetCheckSeverity.ERROR if obs.diff.breaking else dg.AssetCheckSeverity.WARN
         return dg.AssetCheckResult(passed=False, severity=severity, metadata=md)
 
-    return _check
+    return Check(
+        evaluate=_evaluate,
+        asset=asset,
+        name=f"{asset}_source_schema",
+        blocking=False,
+        description=f"source {relpath}: fields and types as recorded (new: warning; removed or retyped: error)",
+        resources=("warehouse", "sample_world"),
+    )
 
 
-CHECKS = [
-    # accepted values
-    accepted_values_check("raw_sf_accounts", "plan", ("Starter", "Growth", "Scale", "Enterprise")),
-    accepted_values_check("raw_sf_accounts", "billing_frequency", ("Monthly", "Annual")),
-    accepted_values_check("raw_sf_cases", "priority", ("Low", "Medium", "High", "Critical")),
-    accepted_values_check(
-        "raw_sf_cases", "status", ("New", "Working", "Escalated", "On Hold", "Closed"), blocking=False
-    ),
-    accepted_values_check("raw_sf_opportunities", "type", ("New Business", "Renewal", "Expansion")),
-    accepted_values_check(
-        "raw_billing_invoices", "status", ("draft", "open", "paid", "uncollectible", "void"), blocking=False
-    ),
-    # freshness: no source lags the latest product usage
-    freshness_check("raw_sf_accounts", "system_modstamp", 7, reference=USAGE_REF),
-    freshness_check("raw_sf_cases", "created_at", 14, reference=USAGE_REF),
-    freshness_check("raw_gong_calls", "started", 14, reference=USAGE_REF),
-    freshness_check("raw_billing_invoices", "created_at", 35, reference=USAGE_REF),
-    # row count and distribution per partition vs the previous ones
-    partition_anomaly_check(
-        "raw_product_usage",
-        "DATE_TRUNC('month', usage_date)",
-        {
-            "rows_per_day": "COUNT(*) * 1.0 / COUNT(DISTINCT usage_date)",
-            "mean_utilisation": "AVG(CASE WHEN seats > 0 THEN active_users * 1.0 / seats END)",
-        },
-        {"rows_per_day": 0.5, "mean_utilisation": 0.5},
-        description="monthly usage: rows per day and mean seat utilisation within 50% of the previous 3 months",
-    ),
-    partition_anomaly_check(
-        "account_features",
-        "snapshot_date",
-        {"mean_util_30d": "AVG(util_30d)", "mean_arr": "AVG(arr)", "mean_tickets_90d": "AVG(tickets_90d)"},
-        {"row_count": 0.5, "mean_util_30d": 0.5, "mean_arr": 0.5, "mean_tickets_90d": 1.0},
-        blocking=True,
-        description="each snapshot's row count and feature means within bounds of the previous 3 snapshots "
-        "(blocking: an anomalous snapshot must not train or score the churn model)",
-    ),
-    # schema drift of every raw and feature table
-    *[schema_drift_check(t) for t in _tables_with_assets()],
-    # source schema drift: every raw source against its recorded schema
-    *[source_schema_check(asset, relpath) for asset, relpath in SOURCE_FILES.items()],
-]
+CHECKS = combine_checks(
+    [
+        # accepted values
+        accepted_values_check("raw_sf_accounts", "plan", ("Starter", "Growth", "Scale", "Enterprise")),
+        accepted_values_check("raw_sf_accounts", "billing_frequency", ("Monthly", "Annual")),
+        accepted_values_check("raw_sf_cases", "priority", ("Low", "Medium", "High", "Critical")),
+        accepted_values_check(
+            "raw_sf_cases", "status", ("New", "Working", "Escalated", "On Hold", "Closed"), blocking=False
+        ),
+        accepted_values_check("raw_sf_opportunities", "type", ("New Business", "Renewal", "Expansion")),
+        accepted_values_check(
+            "raw_billing_invoices",
+            "status",
+            ("draft", "open", "paid", "uncollectible", "void"),
+            blocking=False,
+        ),
+        # freshness: no source lags the latest product usage
+        freshness_check("raw_sf_accounts", "system_modstamp", 7, reference=USAGE_REF),
+        freshness_check("raw_sf_cases", "created_at", 14, reference=USAGE_REF),
+        freshness_check("raw_gong_calls", "started", 14, reference=USAGE_REF),
+        freshness_check("raw_billing_invoices", "created_at", 35, reference=USAGE_REF),
+        # row count and distribution per partition vs the previous ones
+        partition_anomaly_check(
+            "raw_product_usage",
+            "DATE_TRUNC('month', usage_date)",
+            {
+                "rows_per_day": "COUNT(*) * 1.0 / COUNT(DISTINCT usage_date)",
+                "mean_utilisation": "AVG(CASE WHEN seats > 0 THEN active_users * 1.0 / seats END)",
+            },
+            {"rows_per_day": 0.5, "mean_utilisation": 0.5},
+            description="monthly usage: rows per day and mean seat utilisation within 50% of the previous 3 months",
+        ),
+        partition_anomaly_check(
+            "account_features",
+            "snapshot_date",
+            {
+                "mean_util_30d": "AVG(util_30d)",
+                "mean_arr": "AVG(arr)",
+                "mean_tickets_90d": "AVG(tickets_90d)",
+            },
+            {"row_count": 0.5, "mean_util_30d": 0.5, "mean_arr": 0.5, "mean_tickets_90d": 1.0},
+            blocking=True,
+            description="each snapshot's row count and feature means within bounds of the previous 3 snapshots "
+            "(blocking: an anomalous snapshot must not train or score the churn model)",
+        ),
+        # schema drift of every raw and feature table
+        *[schema_drift_check(t) for t in _tables_with_assets()],
+        # source schema drift: every raw source against its recorded schema
+        *[source_schema_check(asset, relpath) for asset, relpath in SOURCE_FILES.items()],
+    ],
+    name="quality",
+)

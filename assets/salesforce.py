@@ -6,7 +6,7 @@ talks to the HTTPS loopback stand-in serving the generated world.
 
 import dagster as dg
 
-from revops_pipelines.checks import not_null_check, references_check, sql_check, unique_check
+from revops_pipelines.checks import combine_checks, not_null_check, references_check, sql_check, unique_check
 from revops_pipelines.connectors.salesforce import SalesforceResource
 from revops_pipelines.lazy import pd
 from revops_pipelines.raw import request_metadata, table_spec
@@ -361,35 +361,38 @@ def salesforce_sync(context: dg.AssetExecutionContext, warehouse: Warehouse, sal
 
 ASSETS = [salesforce_sync]
 
-CHECKS = [
-    unique_check("raw_sf_accounts", ("account_id",)),
-    not_null_check("raw_sf_accounts", ("segment", "arr", "customer_since")),
-    sql_check(
-        "raw_sf_accounts",
-        "raw_sf_accounts_accepted_segments",
-        "SELECT COUNT(*) FROM raw_sf_accounts WHERE segment NOT IN ('Enterprise', 'Mid-Market', 'SMB')",
-        description="segment is one of Enterprise, Mid-Market, SMB",
-        blocking=True,
-    ),
-    references_check("raw_sf_opportunities", "account_id", "raw_sf_accounts", "account_id"),
-    references_check("raw_sf_cases", "account_id", "raw_sf_accounts", "account_id"),
-    unique_check("raw_sf_contacts", ("contact_id",)),
-    unique_check("raw_sf_opportunities", ("opportunity_id",)),
-    unique_check("raw_sf_cases", ("case_id",)),
-    unique_check("raw_sf_opportunity_history", ("history_id",)),
-    unique_check("raw_sf_tasks", ("task_id",)),
-    not_null_check("raw_sf_opportunities", ("account_id", "stage_name")),
-    references_check("raw_sf_contacts", "account_id", "raw_sf_accounts", "account_id"),
-    references_check(
-        "raw_sf_opportunity_history", "opportunity_id", "raw_sf_opportunities", "opportunity_id"
-    ),
-    references_check("raw_sf_tasks", "account_id", "raw_sf_accounts", "account_id", blocking=False),
-    sql_check(
-        "raw_sf_quarantine",
-        "raw_sf_quarantine_empty",
-        "SELECT COUNT(*) FROM raw_sf_quarantine",
-        description="no Salesforce record is waiting in quarantine (a warning: the rows say why)",
-        severity=dg.AssetCheckSeverity.WARN,
-        sample_sql="SELECT object, record_id, reason FROM raw_sf_quarantine ORDER BY quarantined_at DESC",
-    ),
-]
+CHECKS = combine_checks(
+    [
+        unique_check("raw_sf_accounts", ("account_id",)),
+        not_null_check("raw_sf_accounts", ("segment", "arr", "customer_since")),
+        sql_check(
+            "raw_sf_accounts",
+            "raw_sf_accounts_accepted_segments",
+            "SELECT COUNT(*) FROM raw_sf_accounts WHERE segment NOT IN ('Enterprise', 'Mid-Market', 'SMB')",
+            description="segment is one of Enterprise, Mid-Market, SMB",
+            blocking=True,
+        ),
+        references_check("raw_sf_opportunities", "account_id", "raw_sf_accounts", "account_id"),
+        references_check("raw_sf_cases", "account_id", "raw_sf_accounts", "account_id"),
+        unique_check("raw_sf_contacts", ("contact_id",)),
+        unique_check("raw_sf_opportunities", ("opportunity_id",)),
+        unique_check("raw_sf_cases", ("case_id",)),
+        unique_check("raw_sf_opportunity_history", ("history_id",)),
+        unique_check("raw_sf_tasks", ("task_id",)),
+        not_null_check("raw_sf_opportunities", ("account_id", "stage_name")),
+        references_check("raw_sf_contacts", "account_id", "raw_sf_accounts", "account_id"),
+        references_check(
+            "raw_sf_opportunity_history", "opportunity_id", "raw_sf_opportunities", "opportunity_id"
+        ),
+        references_check("raw_sf_tasks", "account_id", "raw_sf_accounts", "account_id", blocking=False),
+        sql_check(
+            "raw_sf_quarantine",
+            "raw_sf_quarantine_empty",
+            "SELECT COUNT(*) FROM raw_sf_quarantine",
+            description="no Salesforce record is waiting in quarantine (a warning: the rows say why)",
+            severity=dg.AssetCheckSeverity.WARN,
+            sample_sql="SELECT object, record_id, reason FROM raw_sf_quarantine ORDER BY quarantined_at DESC",
+        ),
+    ],
+    name="salesforce",
+)

@@ -10,7 +10,7 @@ label changed by a taxonomy edit — must not survive in the training data, whic
 import dagster as dg
 from pydantic import Field
 
-from revops_pipelines.checks import sql_check
+from revops_pipelines.checks import combine_checks, sql_check
 from revops_pipelines.kb.resource import KnowledgeBaseResource
 from revops_pipelines.kb.training import CALL_TOPICS, DECISION_EXAMPLES, REVENUE_EVENTS, TICKETS
 from revops_pipelines.raw import column_schema, merge_metadata
@@ -170,18 +170,21 @@ def _label_check(asset: str, column: str) -> dg.AssetChecksDefinition:
 
 
 ASSETS = [training_ticket_labels, training_call_topics, training_revenue_events, training_decision_examples]
-CHECKS = [
-    _label_check(TICKETS.name, "label"),
-    _label_check(CALL_TOPICS.name, "primary_topic"),
-    _label_check(REVENUE_EVENTS.name, "label"),
-    _label_check(DECISION_EXAMPLES.name, "action"),
-    _label_check(DECISION_EXAMPLES.name, "situation"),
-    sql_check(
-        DECISION_EXAMPLES.name,
-        "training_decision_examples_action_after_snapshot",
-        "SELECT COUNT(*) FROM training_decision_examples "
-        "WHERE action_date IS NOT NULL AND action_date <= snapshot_date",
-        description="the recorded action happened after the situation's snapshot (no leakage)",
-        blocking=True,
-    ),
-]
+CHECKS = combine_checks(
+    [
+        _label_check(TICKETS.name, "label"),
+        _label_check(CALL_TOPICS.name, "primary_topic"),
+        _label_check(REVENUE_EVENTS.name, "label"),
+        _label_check(DECISION_EXAMPLES.name, "action"),
+        _label_check(DECISION_EXAMPLES.name, "situation"),
+        sql_check(
+            DECISION_EXAMPLES.name,
+            "training_decision_examples_action_after_snapshot",
+            "SELECT COUNT(*) FROM training_decision_examples "
+            "WHERE action_date IS NOT NULL AND action_date <= snapshot_date",
+            description="the recorded action happened after the situation's snapshot (no leakage)",
+            blocking=True,
+        ),
+    ],
+    name="kb_training",
+)
