@@ -172,7 +172,12 @@ class SqliteStore:
         return sqlite3.connect(self.path, timeout=30, isolation_level=None)
 
     def _connect_pg(self) -> _PgConnection:
-        import psycopg2
+        try:
+            import psycopg2
+        except ImportError:
+            raise ConfigurationError(
+                "REVOPS_STATE_URL", "needs the psycopg2 driver", "pip install 'revops-pipelines[postgres]'"
+            ) from None
 
         assert self.url is not None
         try:

@@ -195,3 +195,9 @@ def test_production_description_names_the_state_backend_without_its_password(tmp
     monkeypatch.setenv("REVOPS_STATE_URL", "postgresql://revops:Sekr3t-desc-pw@db.internal:5432/revops")
     described = production.describe(load_settings())["state"]
     assert described == "postgres postgresql://revops:***@db.internal:5432/revops, schema revops_state"
+
+
+def test_missing_driver_names_the_setting_and_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg2", None)  # as if the postgres extra were not installed
+    with pytest.raises(ConfigurationError, match=r"REVOPS_STATE_URL.*psycopg2.*\[postgres\]"):
+        AgentState(tmp_path / "s.sqlite", url="postgresql://revops@127.0.0.1:1/revops")
