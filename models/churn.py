@@ -3,7 +3,8 @@
 ``churn_model`` trains on past snapshots (by default, ``model_type="auto"``, both LightGBM and a
 decision-hazard model — the churn hazard at each contract decision in the label window, linear in the
 account's signals — keeping the one with the higher AUC on the calibration snapshots, which precede the
-held-out ones; ``"lgbm"`` or ``"hazard_glm"`` trains only that one), calibrates on the next ones and evaluates on the latest labelled snapshots, then registers the model (a challenger) in the model store with its
+held-out ones, for fits on the snapshots a label horizon before them; ``"lgbm"`` or ``"hazard_glm"``
+trains only that one), calibrates on the next ones and evaluates on the latest labelled snapshots, then registers the model (a challenger) in the model store with its
 metrics, training window, data fingerprint, params and code version. The blocking check
 ``churn_model_not_worse_than_champion`` scores champion and challenger on the challenger's holdout
 and promotes the challenger only if it is not worse; otherwise ``churn_scores`` does not run and the
@@ -40,7 +41,8 @@ class ChurnTrainConfig(dg.Config):
         default="auto",
         pattern="^(auto|hazard_glm|lgbm)$",
         description="auto: train both below on the same snapshots and keep the one with the higher "
-        "validation AUC on the calibration snapshots (before the held-out ones; realised labels only); "
+        "validation AUC on the calibration snapshots (before the held-out ones; realised labels only; "
+        "fitted for this on the snapshots whose label window closes before them); "
         "hazard_glm: churn hazard at each contract decision in the window, linear in the "
         "signals (models.churn_lib.HazardModel; ranks the riskiest accounts better with few churners); "
         "lgbm: LightGBM on the same features (the num_*/learning_rate/lambda_l2/seed settings below).",
@@ -249,6 +251,9 @@ def churn_model(
                 "selection_reason": f"{sel['chosen']}: {sel['reason']} ({sel['criterion']})",
                 "candidates": dg.MetadataValue.md(_selection_table(sel)),
                 "validation_snapshots": ", ".join(sel["validation_snapshots"]),
+                "validation_train_snapshots": f"{sel['validation_train_snapshots'][0]} .. "
+                f"{sel['validation_train_snapshots'][-1]}",
+                "validation_gap_days": sel["validation_gap_days"],
             }
         )
         context.log.info(f"model_type=auto chose {sel['chosen']}: {sel['reason']}")

@@ -400,6 +400,50 @@ def dumps_factors(factors: list[dict]) -> str:
 
 
 # ---- one training run, shared by the assets and the benchmark ------------------------------------
+def validation_train_snapshots(split: TimeSplit, horizon_days: int) -> list[str]:
+    """Training snapshots whose label window closes before the first validation (calibration)
+    snapshot: the candidates are compared as the holdout grades, across a gap of one label horizon."""
+    cutoff = pd.Timestamp(split.calib_snapshots[0]) - pd.Timedelta(days=horizon_days)
+    return [s for s in split.train_snapshots if pd.Timestamp(s) <= cutoff]
+
+
+def _select(frames, xs, ys, split: TimeSplit, horizon_days: int, k_share: float, fit_raw) -> dict:
+    """model="auto": fit every candidate on the same snapshots, score them on the validation
+    (calibration) snapshots with ``validation_score`` on realised labels, keep the best."""
+    val_train = validation_train_snapshots(split, horizon_days)
+    rows = frames["train"]["snapshot_date"].isin(val_train).to_numpy()
+    gap = len(val_train) >= 2 and len(np.unique(ys["train"][rows])) == 2
+    if not gap:  # too little history for a gap: the candidates fitted on every training snapshot
+        val_train, rows = list(split.train_snapshots), np.ones(len(rows), bool)
+    x_fit, y_fit = xs["train"][rows], ys["train"][rows]
+    k_val = max(1, int(len(ys["calib"]) * k_share))
+    scores, candidates = {}, {}
+    for m in AUTO_CANDIDATES:
+        raw = fit_raw(m, x_fit, y_fit).predict(xs["calib"])
+        scores[m] = validation_score(ys["calib"], raw)
+        vm = classification_metrics(ys["calib"], raw, k_val)
+        candidates[m] = {
+            "validation_auc": scores[m],
+            "validation_pr_auc": vm["pr_auc"],
+            "validation_precision_at_k": vm["precision_at_k"],
+        }
+    chosen, why = select_model(scores)
+    gap_days = (pd.Timestamp(split.calib_snapshots[0]) - pd.Timestamp(val_train[-1])).days
+    if not gap:
+        why += f" (no label gap: fewer than 2 training snapshots end {horizon_days} days before validation)"
+    return {
+        "chosen": chosen,
+        "reason": why,
+        "criterion": SELECTION_CRITERION,
+        "validation_train_snapshots": list(val_train),
+        "validation_snapshots": list(split.calib_snapshots),
+        "validation_gap_days": gap_days,
+        "holdout_snapshots": list(split.eval_snapshots),
+        "validation_k": k_val,
+        "candidates": candidates,
+    }
+
+
 @dataclass
 class ChurnFit:
     booster: Any
@@ -424,8 +468,10 @@ MODEL_TYPES = ("lgbm", "hazard_glm")
 # with "auto", a tie on the validation score goes to the earlier entry (the one with fewer parameters)
 AUTO_CANDIDATES = ("hazard_glm", "lgbm")
 SELECTION_CRITERION = (
-    "higher validation AUC (realised labels) on the calibration snapshots, which follow every training "
-    "snapshot and end at least the label horizon before the first held-out snapshot; a tie goes to hazard_glm"
+    "higher AUC (realised labels) on the validation (= calibration) snapshots, which end at least the label "
+    "horizon before the first held-out snapshot, of both candidates fitted on the training snapshots whose "
+    "label window closes before the first validation snapshot; the kept type is then refitted on all "
+    "training snapshots; a tie goes to hazard_glm"
 )
 
 
@@ -488,46 +534,33 @@ def fit_churn(
         if ev["churn_probability"].notna().all():
             p_oracle = ev["churn_probability"].to_numpy()
 
-    def fit_one(kind: str):
+    def fit_raw(kind: str, x: pd.DataFrame, y: np.ndarray):
         if kind == "hazard_glm":
-            b = HazardModel.fit(xs["train"], ys["train"], enc, horizon_days, hazard_l2)
-        else:
-            b = train_booster(xs["train"], ys["train"], params, num_boost_round, enc.categorical)
+            return HazardModel.fit(x, y, enc, horizon_days, hazard_l2)
+        return train_booster(x, y, params, num_boost_round, enc.categorical)
+
+    def fit_one(kind: str):
+        b = fit_raw(kind, xs["train"], ys["train"])
         c = PlattCalibrator().fit(b.predict(xs["calib"]), ys["calib"])
         return b, c, c(b.predict(xs["eval"]))
 
     selection = None
     if model == "auto":
-        # champion/challenger on the validation (= calibration) snapshots only; the held-out metrics
-        # are computed for the record after the choice and never enter it
+        selection = _select(frames, xs, ys, split, horizon_days, k_share, fit_raw)
+        # every candidate is refitted on all training snapshots; their held-out metrics are recorded
+        # after the choice and never enter it
         fitted = {m: fit_one(m) for m in AUTO_CANDIDATES}
-        val = {m: validation_score(ys["calib"], c(b.predict(xs["calib"]))) for m, (b, c, _) in fitted.items()}
-        chosen, why = select_model(val)
-        k_val = max(1, int(len(frames["calib"]) * k_share))
-        candidates = {}
-        for m, (b, c, p) in fitted.items():
-            pv = c(b.predict(xs["calib"]))
-            vm = classification_metrics(ys["calib"], pv, k_val)
+        for m, (_, _, p) in fitted.items():
             hm = classification_metrics(ys["eval"], p, k)
-            candidates[m] = {
-                "validation_auc": val[m],
-                "validation_pr_auc": vm["pr_auc"],
-                "validation_precision_at_k": vm["precision_at_k"],
-                "holdout_auc": hm["auc"],
-                "holdout_pr_auc": hm["pr_auc"],
-                "holdout_precision_at_k": hm["precision_at_k"],
-            }
-        selection = {
-            "chosen": chosen,
-            "reason": why,
-            "criterion": SELECTION_CRITERION,
-            "validation_snapshots": list(split.calib_snapshots),
-            "holdout_snapshots": list(split.eval_snapshots),
-            "validation_k": k_val,
-            "candidates": candidates,
-        }
-        booster, calibrator, p_eval = fitted[chosen]
-        model = chosen
+            selection["candidates"][m].update(
+                {
+                    "holdout_auc": hm["auc"],
+                    "holdout_pr_auc": hm["pr_auc"],
+                    "holdout_precision_at_k": hm["precision_at_k"],
+                }
+            )
+        model = selection["chosen"]
+        booster, calibrator, p_eval = fitted[model]
     else:
         booster, calibrator, p_eval = fit_one(model)
     metrics = {"model": classification_metrics(ys["eval"], p_eval, k)}

@@ -239,10 +239,11 @@ def _spy_fits(monkeypatch):
 
 @pytest.mark.parametrize("favoured", ["lgbm", "hazard_glm"])
 def test_auto_trains_both_and_keeps_the_better_on_validation(warehouse, store, monkeypatch, favoured):
-    """Both candidates are fitted; the one with the higher validation score is kept, registered with
-    its type, and is what the stored model reloads as. The scores are biased towards ``favoured`` so
-    that each candidate wins once; the validation score only ever sees the calibration snapshots'
-    labels, which precede the held-out snapshots."""
+    """Both candidates are fitted (once on the snapshots a label horizon before validation, once on
+    all training snapshots); the one with the higher validation score is kept, registered with its
+    type, and is what the stored model reloads as. The scores are biased towards ``favoured`` so that
+    each candidate wins once; the validation score only ever sees the calibration snapshots' labels,
+    which precede the held-out snapshots."""
     from models import churn_lib as lib
 
     calls = _spy_fits(monkeypatch)
@@ -259,7 +260,7 @@ def test_auto_trains_both_and_keeps_the_better_on_validation(warehouse, store, m
     version, fit, _ = churn.train_and_save(
         df, churn.load_oracle(warehouse, 90), ChurnTrainConfig(**FAST), store
     )
-    assert calls == {"lgbm": 1, "hazard_glm": 1}
+    assert calls == {"lgbm": 2, "hazard_glm": 2}
     sel = fit.selection
     assert sel["chosen"] == favoured == fit.model_type
     assert set(sel["candidates"]) == {"lgbm", "hazard_glm"}
@@ -269,6 +270,11 @@ def test_auto_trains_both_and_keeps_the_better_on_validation(warehouse, store, m
     # the validation rows are the calibration snapshots', all earlier than every held-out snapshot
     assert sel["validation_snapshots"] == fit.split.calib_snapshots
     assert max(sel["validation_snapshots"]) < min(sel["holdout_snapshots"]) == min(fit.split.eval_snapshots)
+    # the candidates compared were fitted across a label-horizon gap, as the holdout is graded
+    first_val = np.datetime64(min(sel["validation_snapshots"]))
+    assert sel["validation_train_snapshots"]
+    assert all((first_val - np.datetime64(s)).astype(int) >= 90 for s in sel["validation_train_snapshots"])
+    assert sel["validation_gap_days"] >= 90
     calib = df[df["snapshot_date"].isin(sel["validation_snapshots"])]["churned_in_horizon"].astype(int)
     assert len(seen) == 2 and all(len(y) == len(calib) != fit.rows["eval"] for y in seen)
     for y in seen:
@@ -291,6 +297,31 @@ def test_auto_selection_uses_realised_validation_auc(warehouse, store):
     best = max(cands, key=lambda m: cands[m]["validation_auc"])
     assert fit.model_type == fit.selection["chosen"] == best
     assert "validation AUC" in fit.selection["reason"]
+
+
+def test_auto_without_history_for_a_gap_says_so(warehouse, store):
+    """With too few training snapshots for a label-horizon gap before validation, auto still chooses,
+    from fits on every training snapshot, and the reason says the comparison had no gap."""
+    from assets.features import CATEGORICAL
+    from models import churn_lib as lib
+
+    df = churn.load_labelled(warehouse)
+    snaps = sorted(df["snapshot_date"].unique())
+    short = df[df["snapshot_date"].isin(snaps[-(3 + 2 + 2 + 2) :])]  # eval 3, 2 months' gap, calib 2, train 2
+    fit = lib.fit_churn(
+        short,
+        features=churn.model_features(),
+        categorical=list(CATEGORICAL),
+        params=churn.lgbm_params(ChurnTrainConfig(**FAST), len(short)),
+        num_boost_round=FAST["num_boost_round"],
+        horizon_days=90,
+        eval_months=3,
+        model="auto",
+    )
+    sel = fit.selection
+    assert sel["validation_train_snapshots"] == fit.split.train_snapshots
+    assert sel["validation_gap_days"] < 90 and "no label gap" in sel["reason"]
+    assert fit.model_type == sel["chosen"]
 
 
 @pytest.mark.parametrize("model_type", ["lgbm", "hazard_glm"])
