@@ -550,3 +550,26 @@ def test_sanity_oracle_beats_quick_model_on_2000_accounts():
     rates = rep["churn_rates_per_customer_year"]
     assert 0.08 <= rates["overall"] <= 0.16
     assert rates["Enterprise"] < rates["Mid-Market"] < rates["SMB"]
+
+
+def test_hubspot_deals_and_engagements_are_associated_with_their_accounts_company(world):
+    companies = {c["id"]: c["properties"] for c in world.hubspot["companies"]}
+    opp_account = {o["Id"]: o["AccountId"] for o in world.salesforce["Opportunity"]}
+    links = world.hubspot["associations"]
+    by_record = {(a["fromObjectType"], a["fromObjectId"]): a for a in links}
+    assert len(by_record) == len(links)  # one company link per record
+    objects = {(t, r["id"]): r for t in ("deals", *ENGAGEMENT_TITLE) for r in world.hubspot[t]}
+    assert set(by_record) == set(objects)
+    for (obj, rid), link in by_record.items():
+        assert link["toObjectType"] == "companies"
+        company = companies[link["toObjectId"]]
+        types = link["associationTypes"]
+        assert types and all(
+            t["category"] == "HUBSPOT_DEFINED" and isinstance(t["typeId"], int) for t in types
+        )
+        record = objects[(obj, rid)]["properties"]
+        if obj == "deals":  # the deal's company is the Salesforce account of the opportunity it mirrors
+            assert company["salesforceaccountid"] == opp_account[record["salesforceopportunityid"]]
+            assert {t["label"] for t in types} == {"Primary", None}
+        elif obj != "notes":  # engagement previews name the account they were logged on
+            assert record["hs_body_preview"].endswith(f" — {company['name']}")
