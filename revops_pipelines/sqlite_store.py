@@ -163,6 +163,8 @@ class SqliteStore:
 
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
+        if conn is not None and self.url and conn.raw.closed:  # lost (server restart, failover): the
+            conn = None  # statement in flight failed; the next call gets a new connection
         if conn is None:
             conn = self._connect_pg() if self.url else self._connect_sqlite()
             self._local.conn = conn

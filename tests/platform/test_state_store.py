@@ -201,3 +201,20 @@ def test_missing_driver_names_the_setting_and_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "psycopg2", None)  # as if the postgres extra were not installed
     with pytest.raises(ConfigurationError, match=r"REVOPS_STATE_URL.*psycopg2.*\[postgres\]"):
         AgentState(tmp_path / "s.sqlite", url="postgresql://revops@127.0.0.1:1/revops")
+
+
+def test_a_lost_postgres_connection_is_replaced_on_the_next_call(tmp_path, state_pg_url):
+    import psycopg2
+
+    st = AgentState(tmp_path / "s.sqlite", url=state_pg_url)
+    st.update("decision", "001A", lambda v: {"n": 1})
+    pid = st._conn().raw.get_backend_pid()
+    admin = psycopg2.connect(state_pg_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:  # what a server restart or failover does to the connection
+        cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    admin.close()
+    with pytest.raises(psycopg2.OperationalError):
+        st.get("decision", "001A")
+    assert st.get("decision", "001A") == {"n": 1}  # a new connection, same state
+    assert st._conn().raw.get_backend_pid() != pid
