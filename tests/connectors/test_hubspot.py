@@ -277,7 +277,7 @@ def test_a_batch_over_the_vendor_limit_is_refused_with_hubspots_error(links):
         assert len(s.log) == 1
 
 
-@pytest.mark.parametrize("fault", ["429", "429_no_retry_after", "503"])
+@pytest.mark.parametrize("fault", ["429", "429_no_retry_after", "500", "503", "truncated"])
 def test_faults_during_association_reads_are_retried_and_nothing_is_lost(
     server, world, links, tmp_path, fault
 ):
