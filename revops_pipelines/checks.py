@@ -17,6 +17,7 @@ The factories return :class:`Check` declarations; a module builds its ``CHECKS``
 (each check still its own spec: named, shown and runnable on its own).
 """
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -106,20 +107,21 @@ def _multi_check(asset: str, group: list[Check], op_name: str) -> dg.AssetChecks
     by_key = {c.key: c for c in group}
     resource_keys = {r for c in group for r in c.resources}
 
-    @dg.multi_asset_check(
-        specs=[c.spec() for c in group],
-        name=op_name,
-        description=f"{len(group)} check(s) of {asset}: {', '.join(c.name for c in group)}",
-        can_subset=True,
-        required_resource_keys=resource_keys,
-    )
     def _checks(context: dg.AssetCheckExecutionContext):
         selected = context.selected_asset_check_keys
         for key, check in by_key.items():
             if key in selected:
                 yield check(**{r: getattr(context.resources, r) for r in check.resources})
 
-    return _checks
+    # Dagster inspects the function's signature ~16 times while building the op: compute it once
+    _checks.__signature__ = inspect.signature(_checks)  # type: ignore[attr-defined]
+    return dg.multi_asset_check(
+        specs=[c.spec() for c in group],
+        name=op_name,
+        description=f"{len(group)} check(s) of {asset}: {', '.join(c.name for c in group)}",
+        can_subset=True,
+        required_resource_keys=resource_keys,
+    )(_checks)
 
 
 def sql_check(
