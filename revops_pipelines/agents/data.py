@@ -34,6 +34,19 @@ from typing import Any, Literal
 from pydantic import Field
 
 from revops_pipelines.agents.base import ActionSpec, Agent
+from revops_pipelines.agents.params import (  # noqa: F401 - the Data Agent's parameter models
+    NUMERIC_FEATURES,
+    AccountMetricsManyParams,
+    AccountMetricsParams,
+    CohortFilters,
+    CohortParams,
+    DiscoverParams,
+    ExplainParams,
+    GroupColumn,
+    Metric,
+    RunQueryParams,
+    SuggestParams,
+)
 from revops_pipelines.errors import ValidationFailed
 from revops_pipelines.lazy import pd
 from revops_pipelines.validation import StrictModel
@@ -69,14 +82,6 @@ FORBIDDEN_WORDS = (
 _FORBIDDEN = re.compile(r"\b(" + "|".join(FORBIDDEN_WORDS) + r")\b", re.I)
 
 GROUP_COLUMNS = ("segment", "plan", "billing_frequency")
-NUMERIC_FEATURES = (
-    "seats", "arr", "tenure_days", "days_to_renewal", "util_30d", "util_prev_60d", "usage_trend",
-    "usage_slope_90d", "sessions_30d", "features_used_30d", "days_since_active", "calls_90d",
-    "sentiment_90d", "negative_share_90d", "risk_mentions_90d", "tickets_90d", "high_tickets_90d",
-    "open_tickets", "overdue_invoices", "meddpicc_completeness",
-)  # fmt: skip
-Metric = Literal[NUMERIC_FEATURES + ("churn_rate",)]  # type: ignore[valid-type]
-GroupColumn = Literal["segment", "plan", "billing_frequency", "tenure_year", "signup_quarter"]
 # cohort dimensions: allow-listed expressions over account_features f (and raw_sf_accounts a)
 GROUP_EXPRESSIONS = {
     "segment": "f.segment",
@@ -95,48 +100,6 @@ class RefusedQuery(ValidationFailed):
 
 
 # ---- parameters and outputs ---------------------------------------------------------------------
-class DiscoverParams(StrictModel):
-    tables: list[str] | None = Field(default=None, description="Only these tables (default: all).")
-
-
-class AccountMetricsParams(StrictModel):
-    account_id: str = Field(min_length=1, max_length=64)
-    snapshot_date: date | None = Field(default=None, description="Default: the account's latest snapshot.")
-    metrics: list[Metric] | None = Field(default=None, description="Default: every numeric feature.")
-
-
-class CohortFilters(StrictModel):
-    segment: list[str] | None = None
-    plan: list[str] | None = None
-    billing_frequency: list[str] | None = None
-    min_arr: float | None = Field(default=None, ge=0)
-    max_arr: float | None = Field(default=None, ge=0)
-
-
-class CohortParams(StrictModel):
-    group_by: list[GroupColumn] = Field(default_factory=lambda: ["segment"], min_length=1, max_length=3)
-    metrics: list[Metric] = Field(default_factory=lambda: ["util_30d", "churn_rate"], min_length=1)
-    aggregate: Literal["avg", "min", "max", "sum"] = "avg"
-    snapshot_date: date | None = Field(default=None, description="Default: the latest snapshot.")
-    filters: CohortFilters = Field(default_factory=CohortFilters)
-    limit: int = Field(default=100, ge=1, le=1000)
-
-
-class RunQueryParams(StrictModel):
-    sql: str = Field(min_length=1, max_length=20_000)
-    params: list[str | int | float | bool | date | None] = Field(default_factory=list)
-    limit: int = Field(default=1000, ge=1, le=100_000)
-
-
-class ExplainParams(StrictModel):
-    sql: str = Field(min_length=1, max_length=20_000)
-    params: list[str | int | float | bool | date | None] = Field(default_factory=list)
-
-
-class SuggestParams(StrictModel):
-    min_queries: int = Field(default=2, ge=1, description="Filters seen fewer times are ignored.")
-
-
 class QueryResult(StrictModel):
     sql: str
     params: list[Any]
@@ -568,10 +531,6 @@ DataAgent.actions = {
 
 
 # ---- batch reads (added for the flow runtime's batch path) ----------------------------------------
-class AccountMetricsManyParams(StrictModel):
-    requests: list[AccountMetricsParams] = Field(min_length=1, max_length=100_000)
-
-
 class AccountMetricsMany(StrictModel):
     results: list[AccountMetrics]
 

@@ -23,6 +23,7 @@ from pydantic import Field
 
 from revops_pipelines.agents.base import ActionSpec, Agent
 from revops_pipelines.agents.insights import InsightStatus
+from revops_pipelines.agents.params import ChurnRiskParams
 from revops_pipelines.agents.policy import ActionType, Policy, Priority, load_policy
 from revops_pipelines.agents.standardise import Currency, Day, EntityId, Money, Name
 from revops_pipelines.lazy import np, pd
@@ -73,14 +74,6 @@ FEATURE_QUERY = {
     "meddpicc_completeness": "champion economic buyer",
     "days_to_renewal": "upcoming renewal",
 }
-
-
-class ChurnRiskParams(StrictModel):
-    policy: str = Field(default="churn_prevention", description="Policy name under flows_yaml/policies/.")
-    threshold: float | None = Field(default=None, ge=0, le=1, description="Overrides min_churn_score.")
-    max_accounts: int | None = Field(default=None, ge=1, le=1_000_000, description="Overrides max_accounts.")
-    snapshot_date: Day | None = None
-    use_knowledge_base: bool = True
 
 
 class Evidence(StrictModel):

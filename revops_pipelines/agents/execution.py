@@ -28,8 +28,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import Field
-
 from revops_pipelines.agents.actions import ActionHandler, PermanentError, TransientError
 from revops_pipelines.agents.actions.handlers import (  # noqa: F401 - tables owned by this agent
     ACCOUNT_FLAGS,
@@ -41,8 +39,9 @@ from revops_pipelines.agents.actions.handlers import (  # noqa: F401 - tables ow
     WarehouseWriteback,
 )
 from revops_pipelines.agents.base import ActionSpec, Agent
-from revops_pipelines.agents.decision import ActionType, Decision, DecisionBatch, PlannedAction
+from revops_pipelines.agents.decision import Decision, DecisionBatch, PlannedAction
 from revops_pipelines.agents.outcomes import OUTCOMES  # noqa: F401 - table owned by this agent
+from revops_pipelines.agents.params import ExecuteParams
 from revops_pipelines.errors import ValidationFailed
 from revops_pipelines.lazy import pd
 from revops_pipelines.logging import get_logger
@@ -94,15 +93,6 @@ DONE = ("succeeded", "dry_run")
 Status = Literal[
     "dry_run", "succeeded", "failed", "rejected", "dead_lettered", "skipped_duplicate", "skipped_dead_letter"
 ]
-
-
-class ExecuteParams(StrictModel):
-    action_types: list[ActionType] = Field(
-        min_length=1, description="Which planned action types this step runs."
-    )
-    channel: str | None = Field(
-        default=None, pattern=r"^#[a-z0-9._-]{1,80}$", description="Overrides the Slack channel of the plan."
-    )
 
 
 class ActionResult(StrictModel):

@@ -22,13 +22,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, model_validator
 
+from revops_pipelines.agents.params import ActionType
 from revops_pipelines.errors import ValidationFailed
 from revops_pipelines.lazy import np, pd
 from revops_pipelines.validation import StrictModel, parse
 
 Priority = Literal["critical", "high", "medium", "low"]
 PRIORITIES: tuple[Priority, ...] = ("critical", "high", "medium", "low")
-ActionType = Literal["slack_message", "crm_task", "email_draft", "webhook", "warehouse_writeback"]
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "flows_yaml" / "policies"
 

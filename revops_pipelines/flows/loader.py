@@ -180,7 +180,7 @@ def _check_step(
     name: str, root: yaml.Node, spec: FlowSpec, i: int, step: Step, ids: list[str], handlers: set[str]
 ) -> list[Problem]:
     """Kind (agent/action or type), parameters, templates, ``when``, ``wait``, ``approval``."""
-    from revops_pipelines.agents.registry import AGENTS
+    from revops_pipelines.agents.params import ACTION_PARAMS  # light: not the agents themselves
     from revops_pipelines.flows.plugins import STEP_TYPES
 
     out: list[Problem] = []
@@ -249,18 +249,18 @@ def _check_step(
             return out
         model, label = st.params, f"steps.{i}.parameters"
     else:
-        agent = AGENTS.get(step.agent or "")
-        if agent is None:
-            add(["agent"], f"steps.{i}.agent: unknown agent {step.agent!r} (one of {sorted(AGENTS)})")
+        actions = ACTION_PARAMS.get(step.agent or "")
+        if actions is None:
+            add(["agent"], f"steps.{i}.agent: unknown agent {step.agent!r} (one of {sorted(ACTION_PARAMS)})")
             return out
-        if step.action not in agent.actions:
+        if step.action not in actions:
             add(
                 ["action"] if step.action else [],
                 f"steps.{i}.action: agent {step.agent!r} has no action "
-                f"{step.action!r} (one of {agent.action_names()})",
+                f"{step.action!r} (one of {sorted(actions)})",
             )
             return out
-        model, label = agent.actions[step.action].params, f"steps.{i}.parameters"
+        model, label = actions[step.action], f"steps.{i}.parameters"
     try:
         parse(model, step.parameters, "parameters")
     except ValidationFailed as err:
