@@ -474,7 +474,7 @@ kb_maintenance_schedule = dg.ScheduleDefinition(
 )
 
 ASSETS = [kb_content, kb_index, kb_taxonomy_nodes, kb_entity_index, kb_health_report, *training.ASSETS]
-CHECKS = [*training.CHECKS]
+CHECKS = training.CHECKS
 JOBS = [kb_content_job, kb_maintenance_job, training_data_job]
 SCHEDULES = [kb_maintenance_schedule]
 SENSORS = [kb_content_sensor]

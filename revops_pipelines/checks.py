@@ -69,9 +69,43 @@ class Check:
         return result._replace(asset_key=dg.AssetKey(self.asset), check_name=self.name)
 
 
-def combine_checks(
-    checks: Sequence["Check | dg.AssetChecksDefinition"], *, name: str
+class CheckSet(Sequence):
+    """A module's checks as :func:`combine_checks` returns them: a sequence of Dagster check
+    definitions, built on first use. :func:`merge_checks` (used by the code location) combines the
+    declared checks of all modules at once instead — one op per asset and kind across modules —
+    without building each module's ops."""
+
+    def __init__(self, declared: Sequence["Check | dg.AssetChecksDefinition"], name: str):
+        ident(name)
+        _group(declared, f"combine_checks({name!r})")  # bad input fails here, not at first use
+        self.declared, self.name = tuple(declared), name
+        self._built: list[dg.AssetChecksDefinition] | None = None
+
+    def definitions(self) -> list[dg.AssetChecksDefinition]:
+        if self._built is None:
+            self._built = _combine(self.declared, self.name)
+        return self._built
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self.definitions()[i]
+
+    def __len__(self) -> int:
+        return len(self.definitions())
+
+
+def merge_checks(
+    check_lists: Sequence[Sequence["Check | dg.AssetChecksDefinition"]],
 ) -> list[dg.AssetChecksDefinition]:
+    """All modules' checks as one list of definitions: the declared checks of every :class:`CheckSet`
+    combined together (ops ``<asset>_blocking_checks`` / ``<asset>_checks``), other definitions as
+    they are."""
+    declared: list = []
+    for checks in check_lists:
+        declared.extend(checks.declared if isinstance(checks, CheckSet) else checks)
+    return _combine(declared, "")
+
+
+def combine_checks(checks: Sequence["Check | dg.AssetChecksDefinition"], *, name: str) -> CheckSet:
     """The Dagster definitions of ``checks``: the :class:`Check` objects of each asset become one
     ``multi_asset_check`` op for its blocking checks (``<asset>_<name>_blocking_checks``) and one for
     the others (``<asset>_<name>_checks``), with a spec per check, subsettable, so
@@ -79,26 +113,38 @@ def combine_checks(
     be run alone; its result carries its own severity and metadata. A failed blocking check fails
     the op's step, so downstream assets do not run. Ready-made asset check definitions
     (``@asset_check``) pass through unchanged."""
-    ident(name)
-    out: list[dg.AssetChecksDefinition] = []
+    return CheckSet(checks, name)
+
+
+def _group(
+    checks: Sequence["Check | dg.AssetChecksDefinition"], label: str
+) -> tuple[dict[tuple[str, bool], list[Check]], list[dg.AssetChecksDefinition]]:
     # blocking and non-blocking checks of an asset get separate ops: the asset's downstream waits for
     # its blocking checks, and must not wait for a non-blocking one (whose additional deps may well
     # be downstream of the asset: that would be a cycle)
     groups: dict[tuple[str, bool], list[Check]] = {}
+    ready: list[dg.AssetChecksDefinition] = []
     for c in checks:
         if isinstance(c, Check):
             groups.setdefault((c.asset, c.blocking), []).append(c)
         elif isinstance(c, dg.AssetChecksDefinition):
-            out.append(c)
+            ready.append(c)
         else:
-            raise TypeError(f"combine_checks({name!r}): expected a Check or AssetChecksDefinition, got {c!r}")
+            raise TypeError(f"{label}: expected a Check or AssetChecksDefinition, got {c!r}")
     for asset in dict.fromkeys(a for a, _ in groups):
         names = [c.name for b in (True, False) for c in groups.get((asset, b), [])]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"combine_checks({name!r}): check name(s) {', '.join(dupes)} twice on {asset}")
+            raise ValueError(f"{label}: check name(s) {', '.join(dupes)} twice on {asset}")
+    return groups, ready
+
+
+def _combine(
+    checks: Sequence["Check | dg.AssetChecksDefinition"], name: str
+) -> list[dg.AssetChecksDefinition]:
+    groups, out = _group(checks, f"combine_checks({name!r})" if name else "merge_checks")
     for (asset, blocking), group in groups.items():
-        op_name = f"{ident(asset)}_{name}_{'blocking_checks' if blocking else 'checks'}"
+        op_name = "_".join(p for p in (ident(asset), name, "blocking_checks" if blocking else "checks") if p)
         out.append(_multi_check(asset, group, op_name))
     return out
 

@@ -21,6 +21,7 @@ gc.disable()
 from assets import conversations, features, gong, hubspot, product, quality, salesforce, sample_world
 from kb_assets import assets as kb
 from models import churn, classification, decision_quality, segmentation
+from revops_pipelines.checks import merge_checks
 from revops_pipelines.flows.compiler import compile_flows
 from revops_pipelines.flows.loader import load_all
 from revops_pipelines.platform import assets as platform_assets
@@ -58,7 +59,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     checks, jobs, schedules, sensors = [], [], [], []
     for domain in DOMAINS:  # each domain module exposes what it owns; nothing is listed twice
         assets.extend(getattr(domain, "ASSETS", []))
-        checks.extend(getattr(domain, "CHECKS", []))
+        checks.append(getattr(domain, "CHECKS", []))  # combined below, across modules
         jobs.extend(getattr(domain, "JOBS", []))
         schedules.extend(getattr(domain, "SCHEDULES", []))
         sensors.extend(getattr(domain, "SENSORS", []))
@@ -107,7 +108,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     executor = dg.in_process_executor if settings.executor == "in_process" else dg.multiprocess_executor
     return dg.Definitions(
         assets=quality.with_freshness_policies(assets),
-        asset_checks=checks,
+        asset_checks=merge_checks(checks),
         jobs=[ingest, features_job, train, kb_job, classify_job, evaluate_job, *jobs, *flow_jobs],
         sensors=[*sensors, *flow_sensors],
         schedules=[

@@ -8,6 +8,7 @@ import pytest
 from revops_pipelines.checks import (
     combine_checks,
     freshness_check,
+    merge_checks,
     not_null_check,
     references_check,
     sql_check,
@@ -119,7 +120,7 @@ def test_ready_made_definitions_pass_through():
     def custom() -> dg.AssetCheckResult:
         return dg.AssetCheckResult(passed=True)
 
-    assert combine_checks([custom], name="t") == [custom]
+    assert list(combine_checks([custom], name="t")) == [custom]
 
 
 def test_non_blocking_checks_never_hold_up_the_downstream_assets(tmp_path):
@@ -135,3 +136,36 @@ def test_non_blocking_checks_never_hold_up_the_downstream_assets(tmp_path):
         resources={"warehouse": DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))},
     )
     defs.resolve_implicit_global_asset_job_def()  # builds the graph: raises on a cycle
+
+
+def test_the_code_location_merges_every_modules_checks_per_asset_without_building_them_twice():
+    one = combine_checks([unique_check("c_accounts", ("account_id",))], name="one")
+    two = combine_checks(
+        [not_null_check("c_accounts", ("segment",)), not_null_check("c_cases", ("case_id",), blocking=False)],
+        name="two",
+    )
+    merged = merge_checks([one, two])
+    ops = {d.node_def.name: {k.name for k in d.check_keys} for d in merged}
+    assert ops == {
+        "c_accounts_blocking_checks": {"c_accounts_unique_account_id", "c_accounts_not_null"},
+        "c_cases_checks": {"c_cases_not_null"},
+    }
+    assert one._built is None and two._built is None  # the modules' own ops were never built
+    assert len(two) == 2  # used on its own, a module's set builds its ops
+
+
+def test_loading_the_definitions_builds_each_check_op_once(monkeypatch):
+    import importlib
+    import sys
+
+    from revops_pipelines import checks
+
+    built: list[str] = []
+    original = checks._multi_check
+    monkeypatch.setattr(checks, "_multi_check", lambda a, g, n: built.append(n) or original(a, g, n))
+    for m in [
+        m for m in sys.modules if m.startswith(("assets.", "kb_assets", "revops_pipelines.definitions"))
+    ]:
+        monkeypatch.delitem(sys.modules, m)
+    defs = importlib.import_module("revops_pipelines.definitions").defs
+    assert len(built) == len(set(built)) == sum(1 for d in defs.asset_checks if d.node_def.name in built)
