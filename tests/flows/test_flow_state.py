@@ -125,7 +125,9 @@ def test_concurrent_invocations_run_each_entity_step_once(tmp_path, state_backen
 
         def invoke(run_id):
             base = StepContext("conc", "s", run_id, None, None)
-            run_entity_step(spec, spec.steps[0], base, entities, state_backend(FlowState, path), now=datetime(2026, 1, 1))
+            run_entity_step(
+                spec, spec.steps[0], base, entities, state_backend(FlowState, path), now=datetime(2026, 1, 1)
+            )
 
         threads = [threading.Thread(target=invoke, args=(f"run{i}",)) for i in range(4)]
         for t in threads:
