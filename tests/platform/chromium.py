@@ -46,7 +46,7 @@ def require_chromium() -> str:
 
 def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess:
     binary = require_chromium()
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         return subprocess.run(
             [binary, *FLAGS, f"--user-data-dir={profile}", *args],
             capture_output=True,
@@ -145,7 +145,7 @@ def devtools_page(size: str = "1280,900", timeout: float = 30) -> Iterator[DevTo
     from websockets.sync.client import connect
 
     binary = require_chromium()
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen(
             [
                 binary,
