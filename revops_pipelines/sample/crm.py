@@ -7,6 +7,8 @@ CRM export would); dated fields allow rebuilding any earlier state.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 
 from revops_pipelines.sample import latent as L
@@ -715,3 +717,58 @@ def _prospect_names(sim, rng, k: int) -> tuple[list[str], list[str]]:
         names.append(f"{a}{b.lower()}")
         domains.append(f"{a}{b}{j}.com".lower())
     return names, domains
+
+
+# ----------------------------------------------------------------------------------------------
+# OpportunityHistory (stage changes)
+# ----------------------------------------------------------------------------------------------
+
+
+def _sf_parse(ts: str) -> datetime:
+    return datetime.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")
+
+
+def _sf_format(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + ".000+0000"
+
+
+def build_opportunity_history(opps: list[dict]) -> list[dict]:
+    """One OpportunityHistory row per stage an opportunity passed through, derived from the
+    opportunity itself (no random draws, so the rest of the world is unchanged): the open stages up to
+    its current one, spread evenly from its creation towards its close date, then Closed Won/Lost at
+    its last modification. Renewals and expansions skip Prospecting (an existing customer)."""
+    out = []
+    for o in opps:
+        stage = o["StageName"]
+        new = o["Type"] == "New Business" or stage == "Prospecting"
+        path = list(OPEN_STAGES if new else OPEN_STAGES[1:])
+        if stage in path:
+            path = path[: path.index(stage) + 1]
+        elif stage == "Closed Lost":  # lost somewhere along the way: how far depends on the record
+            path = path[: 1 + sum(map(ord, o["Id"])) % len(path)]
+        created, modified = _sf_parse(o["CreatedDate"]), _sf_parse(o["SystemModstamp"])
+        end = max(created, modified)
+        steps = len(path) + (1 if stage.startswith("Closed") else 0)
+        span = (end - created) / max(steps, 1)
+        times = [created + span * k for k in range(len(path))]
+        if stage.startswith("Closed"):
+            path.append(stage)
+            times.append(end)
+        for k, (name, at) in enumerate(zip(path, times, strict=True)):
+            rid = f"008{o['Id'][3:15]}{k}AA"
+            ts = _sf_format(at)
+            out.append(
+                {
+                    "attributes": _attrs("OpportunityHistory", rid),
+                    "Id": rid,
+                    "OpportunityId": o["Id"],
+                    "StageName": name,
+                    "Amount": o["Amount"],
+                    "CloseDate": o["CloseDate"],
+                    "Probability": STAGE_PROB[name],
+                    "CreatedDate": ts,
+                    "SystemModstamp": ts,
+                    "IsDeleted": False,
+                }
+            )
+    return out

@@ -60,7 +60,7 @@ from revops_pipelines.sample import text as T
 from revops_pipelines.sample.clock import DAY, Calendar
 from revops_pipelines.sample.ids import sf_ids
 
-GENERATOR_VERSION = "1.4.0"
+GENERATOR_VERSION = "1.5.0"
 MAX_ACCOUNTS = 50_000
 NEVER = 10**9  # day sentinel for "never" (no churn, contact never leaves)
 
@@ -574,7 +574,9 @@ def produce(sim: Sim, cfg: WorldConfig) -> Iterator[tuple[str, list[dict] | pd.D
 
     seed = cfg.seed
     yield "salesforce/Contact.jsonl", crm.build_contacts(sim, rng_for(seed, S_CONTACTS))
-    yield "salesforce/Opportunity.jsonl", crm.build_opportunities(sim, rng_for(seed, S_OPPS))
+    opportunities = crm.build_opportunities(sim, rng_for(seed, S_OPPS))
+    yield "salesforce/Opportunity.jsonl", opportunities
+    yield "salesforce/OpportunityHistory.jsonl", crm.build_opportunity_history(opportunities)
     yield "salesforce/Case.jsonl", crm.build_cases(sim, rng_for(seed, S_CASES))
     yield "salesforce/Account.jsonl", crm.build_accounts(sim)
     for calls, transcripts in engagement.iter_calls(

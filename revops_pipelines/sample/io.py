@@ -13,6 +13,7 @@ JSONL = {
     "salesforce/Account.jsonl": ("salesforce", "Account"),
     "salesforce/Contact.jsonl": ("salesforce", "Contact"),
     "salesforce/Opportunity.jsonl": ("salesforce", "Opportunity"),
+    "salesforce/OpportunityHistory.jsonl": ("salesforce", "OpportunityHistory"),
     "salesforce/Case.jsonl": ("salesforce", "Case"),
     "salesforce/Task.jsonl": ("salesforce", "Task"),
     "hubspot/companies.jsonl": ("hubspot", "companies"),

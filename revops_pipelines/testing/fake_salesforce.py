@@ -16,8 +16,8 @@ Implemented as the connector uses it:
   pages of ``maxRecords`` with ``Sforce-Locator`` / ``Sforce-NumberOfRecords`` headers.
 
 :meth:`delete` and :meth:`touch` change records the way a user would (new ``SystemModstamp``), so
-incremental syncs and deletes can be tested. Objects without a file in the world (OpportunityHistory)
-are empty unless records are added to :attr:`objects`.
+incremental syncs and deletes can be tested. An object without a file in the world (a world from an
+older generator) is empty unless records are added to :attr:`objects`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ SOQL = re.compile(
     r"(?:\s+ORDER\s+BY\s+SystemModstamp(?:\s+ASC)?\s*,\s*Id(?:\s+ASC)?)?\s*$",
     re.IGNORECASE | re.DOTALL,
 )
-WORLD_OBJECTS = ("Account", "Contact", "Opportunity", "Case", "Task")
+WORLD_OBJECTS = ("Account", "Contact", "Opportunity", "OpportunityHistory", "Case", "Task")
 
 
 def sf_time(ts: str) -> datetime:

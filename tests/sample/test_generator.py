@@ -573,3 +573,22 @@ def test_hubspot_deals_and_engagements_are_associated_with_their_accounts_compan
             assert {t["label"] for t in types} == {"Primary", None}
         elif obj != "notes":  # engagement previews name the account they were logged on
             assert record["hs_body_preview"].endswith(f" — {company['name']}")
+
+
+def test_opportunity_history_follows_each_opportunity_to_its_stage(world):
+    opps = {o["Id"]: o for o in world.salesforce["Opportunity"]}
+    history = world.salesforce["OpportunityHistory"]
+    assert len({h["Id"] for h in history}) == len(history) > len(opps)
+    by_opp: dict[str, list[dict]] = {}
+    for h in history:
+        assert h["OpportunityId"] in opps  # no orphan history
+        by_opp.setdefault(h["OpportunityId"], []).append(h)
+    assert set(by_opp) == set(opps)  # every opportunity has a history
+    for opp_id, rows in by_opp.items():
+        o = opps[opp_id]
+        rows.sort(key=lambda r: (r["CreatedDate"], r["Id"]))
+        assert rows[-1]["StageName"] == o["StageName"]  # the last change is the current stage
+        assert rows[0]["CreatedDate"] >= o["CreatedDate"][:19]
+        assert all(r["CreatedDate"][:19] <= max(o["SystemModstamp"], o["CreatedDate"])[:19] for r in rows)
+        probs = [r["Probability"] for r in rows if not r["StageName"].startswith("Closed")]
+        assert probs == sorted(probs)  # open stages only move forward
