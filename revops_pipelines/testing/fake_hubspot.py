@@ -21,6 +21,7 @@ transport faults (429, 5xx, timeouts, bad bodies) apply to this route as to ever
 
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 import uuid
@@ -81,6 +82,10 @@ class FakeHubSpot(LoopbackServer):
         # (from type, to type) -> from id -> [{toObjectId, associationTypes}]
         self.links: dict[tuple[str, str], dict[str, list[dict]]] = {}
         self.batch_sizes: list[int] = []  # inputs per association batch read, as received
+        # object type -> (signature, records in search order, their modified ms): searches bisect
+        # into it instead of filtering and sorting every record per page (O(N log N) per page)
+        self._indexes: dict[tuple[str, bool], tuple[tuple, list[dict], list[int]]] = {}
+        self._version = 0  # bumped by archive(); see _index for what else invalidates the index
         for link in associations or []:
             self.associate(
                 link["fromObjectType"],
@@ -144,12 +149,40 @@ class FakeHubSpot(LoopbackServer):
             for r in recs:
                 if r["id"] == object_id:
                     r.update(archived=True, archivedAt=at)
+                    self._version += 1
                     return
         raise KeyError(object_id)
 
+    def _index(self, object_type: str, archived: bool = False) -> tuple[list[dict], list[int]]:
+        """The (non-)archived records of a type sorted as search returns them, and their modified ms.
+
+        Built once and reused while the type's record list is the same list of the same length and
+        nothing was archived; a record changed in place by other means (its modified date, its id)
+        needs :meth:`invalidate`."""
+        recs = self.objects.get(object_type, [])
+        sig = (recs, len(recs), self._version)  # holds the list: its id is not reused meanwhile
+        hit = self._indexes.get((object_type, archived))
+        if hit is not None and hit[0][0] is recs and hit[0][1:] == sig[1:]:
+            return hit[1], hit[2]
+        prop = modified_property(object_type)
+        chosen = [r for r in recs if bool(r.get("archived")) == archived]
+        if archived:  # listed in stored order
+            ms: list[int] = []
+        else:
+            keyed = sorted(
+                ((_ms(r["properties"][prop]), len(r["id"]), r["id"], i) for i, r in enumerate(chosen))
+            )
+            chosen, ms = [chosen[k[3]] for k in keyed], [k[0] for k in keyed]
+        self._indexes[(object_type, archived)] = (sig, chosen, ms)
+        return chosen, ms
+
+    def invalidate(self) -> None:
+        """Forget the search indexes (after changing records in place)."""
+        self._indexes.clear()
+
     def _list(self, object_type: str, q: dict[str, str]) -> Reply:
         archived = q.get("archived", "false").lower() == "true"
-        recs = [r for r in self.objects.get(object_type, []) if bool(r.get("archived")) == archived]
+        recs, _ = self._index(object_type, archived)
         limit, after = min(int(q.get("limit") or 10), 100), int(q.get("after") or 0)
         out: dict[str, Any] = {"results": recs[after : after + limit]}
         if after + limit < len(recs):
@@ -173,16 +206,16 @@ class FakeHubSpot(LoopbackServer):
                     "message": f"search results are limited to {self.max_results}; use a narrower filter",
                 },
             )
-        recs = [r for r in self.objects.get(object_type, []) if not r.get("archived")]
+        ordered, ms = self._index(object_type)
+        start = 0  # every GTE filter on the modified property applies: the latest bound wins
         for group in body.get("filterGroups") or []:
             for f in group.get("filters") or []:
                 if f.get("propertyName") == prop and f.get("operator") == "GTE":
-                    lo = int(f["value"])
-                    recs = [r for r in recs if _ms(r["properties"][prop]) >= lo]
-        recs = sorted(recs, key=lambda r: (_ms(r["properties"][prop]), len(r["id"]), r["id"]))
-        page = recs[after : after + limit]
+                    start = max(start, bisect.bisect_left(ms, int(f["value"])))
+        total = len(ordered) - start
+        page = ordered[start + after : start + after + limit]
         if after and self.faults.take(f"/crm/v3/objects/{object_type}/search", ("duplicates",)):
-            page = [recs[after - 1], *page]
+            page = [ordered[start + after - 1], *page]
         wanted = set(body.get("properties") or []) | {prop, "hs_object_id", "createdate"}
         results = []
         for r in page:
@@ -190,8 +223,8 @@ class FakeHubSpot(LoopbackServer):
             props["hs_object_id"] = r["id"]
             results.append({**r, "properties": props})
         self.served[object_type] += len(results)
-        out: dict[str, Any] = {"total": len(recs), "results": results}
-        if after + limit < len(recs):
+        out: dict[str, Any] = {"total": total, "results": results}
+        if after + limit < total:
             out["paging"] = {"next": {"after": str(after + limit)}}
         return Reply(200, out)
 
