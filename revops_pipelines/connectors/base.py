@@ -1,10 +1,10 @@
 """What every source connector shares: errors that name the source, a request budget (rate limiter),
-retries with backoff, per-run request statistics and a persisted checkpoint store.
+retries with backoff, per-run request statistics, a persisted checkpoint store, and the base of the
+connector resources (:class:`ConnectorResource`: mode, state folder, retry settings, the shared
+limiter and how a client is opened).
 
 Nothing here imports an HTTP library; the vendor modules do, inside their clients.
 """
-
-from __future__ import annotations
 
 import json
 import os
@@ -15,9 +15,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from revops_pipelines.errors import RevOpsError
+import dagster as dg
+from pydantic import Field
+
+from revops_pipelines.errors import ConfigurationError, RevOpsError
 
 
 class SourceError(RevOpsError):
@@ -241,3 +244,90 @@ class StateStore:
         state = self.load()
         state[key] = value
         self.save(state)
+
+
+@dataclass(frozen=True)
+class SampleWorld:
+    """The generated world a sample-mode resource serves through its loopback stand-in."""
+
+    root: Path
+    manifest: dict[str, Any]
+    account: str  # names the checkpoint and the limiter; changes when the world is regenerated
+
+
+class ConnectorResource(dg.ConfigurableResource):
+    """What the Gong, Salesforce and HubSpot resources share: live or sample mode, the state folder,
+    timeouts and retries, one rate limiter per account and process, and the opening of ``client()``.
+
+    A vendor resource adds its own fields (credentials, URLs, its rate and daily budget) and sets the
+    class variables below; field names, defaults and descriptions are part of the run config.
+    """
+
+    mode: str = Field(default="sample", description="'sample' (loopback stand-in) or 'live'.")
+    sample_path: str | None = None
+    state_dir: str = Field(description="Folder of connector state.")
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=6, ge=1)
+    backoff_s: float = Field(default=0.5, ge=0)
+
+    source: ClassVar[str]
+    rate_field: ClassVar[str] = "requests_per_second"  # the field holding requests per second
+    limiter_key: ClassVar[str] = "{source}:{account}:{per_second}"  # what makes two limiters one
+    persist_budget: ClassVar[bool] = False  # whether the day's request count survives the process
+    # live mode needs every one of these fields set; else ConfigurationError(setting, message)
+    live_credentials: ClassVar[tuple[str, ...]] = ()
+    missing_credentials: ClassVar[tuple[str, str]] = ("", "")
+
+    def _state(self, name: str) -> StateStore:
+        return StateStore(Path(self.state_dir), name)
+
+    def _limiter(self, account: str) -> RateLimiter:
+        """The process-wide limiter of ``account`` at this resource's rate and daily budget."""
+        per_second, per_day = getattr(self, self.rate_field), self.daily_budget
+        key = self.limiter_key.format(
+            source=self.source, account=account, per_second=per_second, per_day=per_day
+        )
+        if not self.persist_budget:
+            return shared_limiter(key, lambda: RateLimiter(self.source, per_second, per_day))
+        budget = self._state(f"{account}.budget")
+        saved = budget.load()
+
+        def factory() -> RateLimiter:
+            return RateLimiter(
+                self.source,
+                per_second,
+                per_day,
+                used_today=int(saved.get("used", 0)),
+                day=saved.get("day"),
+                on_count=lambda day, used: budget.save({"day": day, "used": used}),
+            )
+
+        return shared_limiter(key, factory)
+
+    def _transport(self, account: str, stats: RequestStats | None) -> dict[str, Any]:
+        """The keyword arguments every vendor client takes: limiter, retries, timeout, statistics."""
+        return {
+            "limiter": self._limiter(account),
+            "retry": RetryPolicy(max_attempts=self.max_attempts, backoff_s=self.backoff_s),
+            "timeout_s": self.timeout_s,
+            "stats": stats,
+        }
+
+    def _world(self) -> SampleWorld | None:
+        """How ``client()`` opens: ``None`` in live mode (once the live credentials are known to be
+        set), else the sample world at ``sample_path``; a wrong mode or a missing path fails here."""
+        if self.mode == "live":
+            if not all(getattr(self, name) for name in self.live_credentials):
+                raise ConfigurationError(*self.missing_credentials)
+            return None
+        if self.mode != "sample":
+            raise ConfigurationError(f"{self.source}.mode", f"must be 'sample' or 'live', got {self.mode!r}")
+        if not self.sample_path:
+            raise ConfigurationError(
+                f"{self.source}.sample_path", "sample mode needs the sample world folder"
+            )
+        root = Path(self.sample_path)
+        manifest = json.loads((root / "manifest.json").read_text())
+        # the generator version too: a regenerated world starts from a fresh checkpoint (merges make it safe)
+        account = f"{self.source}-sample-{manifest['seed']}-{manifest['accounts']}-v{manifest.get('generator_version', 0)}"
+        return SampleWorld(root, manifest, account)

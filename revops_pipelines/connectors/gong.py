@@ -28,14 +28,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
-import dagster as dg
 from pydantic import Field
 
 from revops_pipelines.connectors.base import (
     AuthenticationFailed,
+    ConnectorResource,
     RateLimiter,
     RequestStats,
     RetryPolicy,
@@ -44,7 +43,6 @@ from revops_pipelines.connectors.base import (
     StateStore,
     TransientError,
     call_with_retries,
-    shared_limiter,
 )
 from revops_pipelines.errors import ConfigurationError
 
@@ -432,11 +430,14 @@ class GongSync:
 
 
 # ---- the Dagster resource ------------------------------------------------------------------------
-class GongResource(dg.ConfigurableResource):
+class GongResource(ConnectorResource):
     """Gong, live or in sample mode. In sample mode (the default) the same client talks to the
     loopback stand-in (:mod:`revops_pipelines.testing.fake_gong`) serving the generated world."""
 
-    mode: str = Field(default="sample", description="'sample' (loopback stand-in) or 'live'.")
+    source: ClassVar[str] = SOURCE
+    limiter_key: ClassVar[str] = "{account}:{per_second}:{per_day}"
+    persist_budget: ClassVar[bool] = True  # a new run on the same day continues from what earlier runs spent
+
     base_url: str = Field(default="https://api.gong.io", description="Gong API base URL (live mode).")
     auth: str = Field(
         default="auto",
@@ -453,9 +454,6 @@ class GongResource(dg.ConfigurableResource):
     start_date: str = Field(default="2024-01-01", description="First day synced on an empty checkpoint.")
     batch_size: int = Field(default=100, ge=1, le=100)
     max_failures: int = Field(default=3, ge=1)
-    timeout_s: float = Field(default=30.0, gt=0)
-    max_attempts: int = Field(default=6, ge=1)
-    backoff_s: float = Field(default=0.5, ge=0)
 
     def _auth(self) -> dict[str, str]:
         from revops_pipelines.credentials import ApiKeyCredential, BasicCredential
@@ -475,70 +473,27 @@ class GongResource(dg.ConfigurableResource):
             "Gong live mode needs GONG_ACCESS_KEY and GONG_ACCESS_KEY_SECRET, or GONG_OAUTH_ACCESS_TOKEN",
         )
 
-    def _limiter(self, account: str) -> RateLimiter:
-        budget = StateStore(Path(self.state_dir), f"{account}.budget")
-        saved = budget.load()
-
-        def factory() -> RateLimiter:
-            return RateLimiter(
-                SOURCE,
-                self.requests_per_second,
-                self.daily_budget,
-                used_today=int(saved.get("used", 0)),
-                day=saved.get("day"),
-                on_count=lambda day, used: budget.save({"day": day, "used": used}),
-            )
-
-        return shared_limiter(f"{account}:{self.requests_per_second}:{self.daily_budget}", factory)
-
     @contextmanager
     def client(self, stats: RequestStats | None = None) -> Iterator[tuple[GongClient, dict[str, Any]]]:
         """A ready client and facts about the run (``now``, ``start``, ``state_name``)."""
-        retry = RetryPolicy(max_attempts=self.max_attempts, backoff_s=self.backoff_s)
-        start = datetime.fromisoformat(self.start_date).replace(tzinfo=UTC)
-        if self.mode == "live":
-            account = "gong"
-            with GongClient(
-                self.base_url,
-                self._auth(),
-                limiter=self._limiter(account),
-                retry=retry,
-                timeout_s=self.timeout_s,
-                stats=stats,
-            ) as c:
-                yield c, {"now": datetime.now(UTC), "start": start, "state_name": account}
+        world = self._world()
+        if world is None:  # live; the credentials are checked by _auth (basic or OAuth)
+            start = datetime.fromisoformat(self.start_date).replace(tzinfo=UTC)
+            with GongClient(self.base_url, self._auth(), **self._transport(SOURCE, stats)) as c:
+                yield c, {"now": datetime.now(UTC), "start": start, "state_name": SOURCE}
             return
-        if self.mode != "sample":
-            raise ConfigurationError("gong.mode", f"must be 'sample' or 'live', got {self.mode!r}")
-        import json
-
+        from revops_pipelines.credentials import BasicCredential
         from revops_pipelines.testing.fake_gong import FakeGong
 
-        if not self.sample_path:
-            raise ConfigurationError("gong.sample_path", "sample mode needs the sample world folder")
-        root = Path(self.sample_path)
-        manifest = json.loads((root / "manifest.json").read_text())
         key, secret = "sample", secrets.token_urlsafe(16)
-        # the generator version too: a regenerated world starts from a fresh checkpoint (merges make it safe)
-        account = (
-            f"gong-sample-{manifest['seed']}-{manifest['accounts']}-v{manifest.get('generator_version', 0)}"
-        )
-        with FakeGong.from_world(root, access_key=key, access_key_secret=secret) as server:
-            from revops_pipelines.credentials import BasicCredential
-
+        with FakeGong.from_world(world.root, access_key=key, access_key_secret=secret) as server:
             auth = BasicCredential(username=key, password=secret).headers()
-            with GongClient(
-                server.url,
-                auth,
-                limiter=self._limiter(account),
-                retry=retry,
-                timeout_s=self.timeout_s,
-                stats=stats,
-            ) as c:
+            with GongClient(server.url, auth, **self._transport(world.account, stats)) as c:
                 facts = {
-                    "now": datetime.fromisoformat(manifest["end"]).replace(tzinfo=UTC) + timedelta(days=1),
-                    "start": datetime.fromisoformat(manifest["start"]).replace(tzinfo=UTC),
-                    "state_name": account,
+                    "now": datetime.fromisoformat(world.manifest["end"]).replace(tzinfo=UTC)
+                    + timedelta(days=1),
+                    "start": datetime.fromisoformat(world.manifest["start"]).replace(tzinfo=UTC),
+                    "state_name": world.account,
                 }
                 yield c, facts
 
@@ -566,6 +521,6 @@ class GongResource(dg.ConfigurableResource):
                 batch_size=self.batch_size,
                 max_failures=self.max_failures,
             )
-            store = StateStore(Path(self.state_dir), facts["state_name"])
+            store = self._state(facts["state_name"])
             summary = GongSync(c, store, cfg, sink, now=facts["now"], backfill=backfill, log=log).run()
         return summary, stats

@@ -26,14 +26,13 @@ import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
-import dagster as dg
 from pydantic import Field
 
 from revops_pipelines.connectors.base import (
     AuthenticationFailed,
+    ConnectorResource,
     RateLimiter,
     RequestStats,
     RetryPolicy,
@@ -41,9 +40,7 @@ from revops_pipelines.connectors.base import (
     StateStore,
     TransientError,
     call_with_retries,
-    shared_limiter,
 )
-from revops_pipelines.errors import ConfigurationError
 
 SOURCE = "hubspot"
 WINDOW = 10_000
@@ -432,73 +429,39 @@ class HubSpotSync:
         }
 
 
-class HubSpotResource(dg.ConfigurableResource):
+class HubSpotResource(ConnectorResource):
     """HubSpot, live or in sample mode (loopback stand-in serving the generated world)."""
 
-    mode: str = Field(default="sample", description="'sample' (loopback stand-in) or 'live'.")
+    source: ClassVar[str] = SOURCE
+    rate_field: ClassVar[str] = "search_requests_per_second"
+    limiter_key: ClassVar[str] = "hubspot-search:{account}:{per_second}"
+    live_credentials: ClassVar[tuple[str, ...]] = ("access_token",)
+    missing_credentials: ClassVar[tuple[str, str]] = (
+        "HUBSPOT_ACCESS_TOKEN",
+        "HubSpot live mode needs a private app token",
+    )
+
     base_url: str = Field(default="https://api.hubapi.com")
     access_token: str | None = Field(default=None, description="Private app token (dg.EnvVar).")
-    sample_path: str | None = None
-    state_dir: str = Field(description="Folder of connector state.")
     search_requests_per_second: float = Field(default=4.0, gt=0)
     daily_budget: int = Field(default=250_000, gt=0)
-    timeout_s: float = Field(default=30.0, gt=0)
-    max_attempts: int = Field(default=6, ge=1)
-    backoff_s: float = Field(default=0.5, ge=0)
-
-    def _limiter(self, account: str) -> RateLimiter:
-        return shared_limiter(
-            f"hubspot-search:{account}:{self.search_requests_per_second}",
-            lambda: RateLimiter(SOURCE, self.search_requests_per_second, self.daily_budget),
-        )
 
     @contextmanager
     def client(self, stats: RequestStats | None = None) -> Iterator[tuple[HubSpotClient, str]]:
-        retry = RetryPolicy(max_attempts=self.max_attempts, backoff_s=self.backoff_s)
-        if self.mode == "live":
-            if not self.access_token:
-                raise ConfigurationError(
-                    "HUBSPOT_ACCESS_TOKEN", "HubSpot live mode needs a private app token"
-                )
-            yield (
-                HubSpotClient(
-                    self.base_url,
-                    self.access_token,
-                    limiter=self._limiter("live"),
-                    retry=retry,
-                    timeout_s=self.timeout_s,
-                    stats=stats,
-                ),
-                "hubspot",
-            )
+        world = self._world()
+        if world is None:  # live
+            yield HubSpotClient(self.base_url, self.access_token, **self._transport("live", stats)), SOURCE
             return
-        if self.mode != "sample" or not self.sample_path:
-            raise ConfigurationError(
-                "hubspot.mode", "sample mode needs sample_path; mode is 'sample' or 'live'"
-            )
         from revops_pipelines.testing.fake_hubspot import FakeHubSpot
 
-        manifest = json.loads((Path(self.sample_path) / "manifest.json").read_text())
-        # the generator version too: a regenerated world starts from a fresh checkpoint (merges make it safe)
-        account = f"hubspot-sample-{manifest['seed']}-{manifest['accounts']}-v{manifest.get('generator_version', 0)}"
         token = secrets.token_urlsafe(16)
-        with FakeHubSpot.from_world(self.sample_path, token=token) as fake:
-            yield (
-                HubSpotClient(
-                    fake.url,
-                    token,
-                    limiter=self._limiter(account),
-                    retry=retry,
-                    timeout_s=self.timeout_s,
-                    stats=stats,
-                ),
-                account,
-            )
+        with FakeHubSpot.from_world(world.root, token=token) as fake:
+            yield HubSpotClient(fake.url, token, **self._transport(world.account, stats)), world.account
 
     def sync(
         self, sink: HubSpotSink, log: Callable[[str], None] = lambda _m: None
     ) -> tuple[dict, RequestStats]:
         stats = RequestStats()
         with self.client(stats) as (c, account):
-            summary = HubSpotSync(c, StateStore(Path(self.state_dir), account), sink, log=log).run()
+            summary = HubSpotSync(c, self._state(account), sink, log=log).run()
         return summary, stats

@@ -11,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 
+from revops_pipelines.connectors.base import ConnectorResource
 from revops_pipelines.connectors.gong import GongResource
 from revops_pipelines.connectors.hubspot import HubSpotResource
 from revops_pipelines.connectors.salesforce import SalesforceResource
@@ -18,6 +19,17 @@ from revops_pipelines.connectors.salesforce import SalesforceResource
 # the stand-ins enforce no limit; the same client and limiter run, just faster, so `make demo` is quick
 SAMPLE_REQUESTS_PER_SECOND = 200.0
 SAMPLE_DAILY_BUDGET = 1_000_000
+
+
+def _sample(cls: type[ConnectorResource], settings: Any, state_dir: str) -> ConnectorResource:
+    """``cls`` pointed at the sample world's loopback stand-in, at the stand-ins' (unlimited) pace."""
+    return cls(
+        mode="sample",
+        sample_path=str(settings.sample_dir),
+        state_dir=state_dir,
+        daily_budget=SAMPLE_DAILY_BUDGET,
+        **{cls.rate_field: SAMPLE_REQUESTS_PER_SECOND},
+    )
 
 
 def connector_resources(settings: Any) -> dict[str, Any]:
@@ -52,25 +64,7 @@ def connector_resources(settings: Any) -> dict[str, Any]:
             mode="live", access_token=dg.EnvVar(var("HUBSPOT_ACCESS_TOKEN")), state_dir=state_dir
         )
     else:
-        gong = GongResource(
-            mode="sample",
-            sample_path=str(settings.sample_dir),
-            state_dir=state_dir,
-            requests_per_second=SAMPLE_REQUESTS_PER_SECOND,
-            daily_budget=SAMPLE_DAILY_BUDGET,
-        )
-        salesforce = SalesforceResource(
-            mode="sample",
-            sample_path=str(settings.sample_dir),
-            state_dir=state_dir,
-            requests_per_second=SAMPLE_REQUESTS_PER_SECOND,
-            daily_budget=SAMPLE_DAILY_BUDGET,
-        )
-        hubspot = HubSpotResource(
-            mode="sample",
-            sample_path=str(settings.sample_dir),
-            state_dir=state_dir,
-            search_requests_per_second=SAMPLE_REQUESTS_PER_SECOND,
-            daily_budget=SAMPLE_DAILY_BUDGET,
+        gong, salesforce, hubspot = (
+            _sample(cls, settings, state_dir) for cls in (GongResource, SalesforceResource, HubSpotResource)
         )
     return {"gong": gong, "salesforce": salesforce, "hubspot": hubspot}

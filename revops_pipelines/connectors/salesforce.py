@@ -28,14 +28,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
-import dagster as dg
 from pydantic import Field
 
 from revops_pipelines.connectors.base import (
     AuthenticationFailed,
     BudgetExhausted,
+    ConnectorResource,
     RateLimiter,
     RequestStats,
     RetryPolicy,
@@ -43,9 +43,7 @@ from revops_pipelines.connectors.base import (
     StateStore,
     TransientError,
     call_with_retries,
-    shared_limiter,
 )
-from revops_pipelines.errors import ConfigurationError
 
 SOURCE = "salesforce"
 COMMON = ("Id", "CreatedDate", "SystemModstamp", "IsDeleted")
@@ -419,15 +417,19 @@ class SalesforceSync:
         }
 
 
-class SalesforceResource(dg.ConfigurableResource):
+class SalesforceResource(ConnectorResource):
     """Salesforce, live or in sample mode (HTTPS loopback stand-in with a throwaway certificate)."""
 
-    mode: str = Field(default="sample", description="'sample' (loopback stand-in) or 'live'.")
+    source: ClassVar[str] = SOURCE
+    live_credentials: ClassVar[tuple[str, ...]] = ("client_id", "client_secret")
+    missing_credentials: ClassVar[tuple[str, str]] = (
+        "SALESFORCE_CLIENT_ID",
+        "Salesforce live mode needs a client id and secret",
+    )
+
     login_url: str = Field(default="https://login.salesforce.com", description="My Domain / login URL.")
     client_id: str | None = Field(default=None, description="Connected app client id (dg.EnvVar).")
     client_secret: str | None = Field(default=None, description="Connected app client secret (dg.EnvVar).")
-    sample_path: str | None = None
-    state_dir: str = Field(description="Folder of connector state.")
     requests_per_second: float = Field(default=10.0, gt=0)
     daily_budget: int = Field(default=100_000, gt=0)
     page_size: int = Field(default=2000, ge=1, description="Records per page (stand-in only).")
@@ -435,68 +437,36 @@ class SalesforceResource(dg.ConfigurableResource):
         default=True, description="Load an object with no checkpoint yet through Bulk API 2.0 (then REST)."
     )
     timeout_s: float = Field(default=60.0, gt=0)
-    max_attempts: int = Field(default=6, ge=1)
-    backoff_s: float = Field(default=0.5, ge=0)
-
-    def _limiter(self, account: str) -> RateLimiter:
-        return shared_limiter(
-            f"salesforce:{account}:{self.requests_per_second}",
-            lambda: RateLimiter(SOURCE, self.requests_per_second, self.daily_budget),
-        )
 
     @contextmanager
     def client(self, stats: RequestStats | None = None) -> Iterator[tuple[SalesforceClient, str]]:
-        retry = RetryPolicy(max_attempts=self.max_attempts, backoff_s=self.backoff_s)
-        if self.mode == "live":
-            if not (self.client_id and self.client_secret):
-                raise ConfigurationError(
-                    "SALESFORCE_CLIENT_ID", "Salesforce live mode needs a client id and secret"
-                )
+        world = self._world()
+        if world is None:  # live
             c = SalesforceClient(
-                self.login_url,
-                self.client_id,
-                self.client_secret,
-                limiter=self._limiter("live"),
-                retry=retry,
-                timeout_s=self.timeout_s,
-                stats=stats,
+                self.login_url, self.client_id, self.client_secret, **self._transport("live", stats)
             )
             try:
-                yield c, "salesforce"
+                yield c, SOURCE
             finally:
                 c.close()
             return
-        if self.mode != "sample" or not self.sample_path:
-            raise ConfigurationError(
-                "salesforce.mode", "sample mode needs sample_path; mode is 'sample' or 'live'"
-            )
         import tempfile
 
         from revops_pipelines.testing.fake_salesforce import FakeSalesforce
         from revops_pipelines.testing.fakes import make_test_cert
 
-        manifest = json.loads((Path(self.sample_path) / "manifest.json").read_text())
-        # the generator version too: a regenerated world starts from a fresh checkpoint (merges make it safe)
-        account = f"salesforce-sample-{manifest['seed']}-{manifest['accounts']}-v{manifest.get('generator_version', 0)}"
         with tempfile.TemporaryDirectory() as tmp:
             cert = make_test_cert(Path(tmp))
             cid, secret = "sample-app", secrets.token_urlsafe(16)
             fake = FakeSalesforce.from_world(
-                self.sample_path, client_id=cid, client_secret=secret, page_size=self.page_size, tls_cert=cert
+                world.root, client_id=cid, client_secret=secret, page_size=self.page_size, tls_cert=cert
             )
             with fake:
                 c = SalesforceClient(
-                    fake.url,
-                    cid,
-                    secret,
-                    limiter=self._limiter(account),
-                    retry=retry,
-                    timeout_s=self.timeout_s,
-                    stats=stats,
-                    ca_bundle=str(cert[0]),
+                    fake.url, cid, secret, ca_bundle=str(cert[0]), **self._transport(world.account, stats)
                 )
                 try:
-                    yield c, account
+                    yield c, world.account
                 finally:
                     c.close()
 
@@ -505,6 +475,6 @@ class SalesforceResource(dg.ConfigurableResource):
     ) -> tuple[dict, RequestStats]:
         stats = RequestStats()
         with self.client(stats) as (c, account):
-            store = StateStore(Path(self.state_dir), account)
+            store = self._state(account)
             summary = SalesforceSync(c, store, sink, bulk_initial_load=self.bulk_initial_load, log=log).run()
         return summary, stats
