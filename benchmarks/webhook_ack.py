@@ -2,8 +2,8 @@
 
 Both servers run as uvicorn processes on loopback with the same uvicorn defaults (uvloop/httptools when
 installed, no access log). The project is ``revops webhook serve`` with a fresh runtime folder: every
-200 it sends means the event is committed (SQLite WAL, ``synchronous=FULL``) after signature, schema,
-rate-limit and nonce checks. The baseline is a raw ASGI app that reads the body and answers 200. The
+200 it sends means the event is committed and its WAL synced to disk (SQLite WAL, group commit,
+fdatasync before the answer) after signature, schema, rate-limit and nonce checks. The baseline is a raw ASGI app that reads the body and answers 200. The
 same kind of pre-built, signed requests (unique event ids and nonces) go to each through the same client:
 ``CONCURRENCY`` keep-alive connections of a raw asyncio HTTP/1.1 client, so the client is not the limit.
 The per-client and per-source rate limits are raised for the run (this measures acknowledgement, not
