@@ -14,7 +14,7 @@ import dagster as dg
 from revops_pipelines.checks import combine_checks, not_null_check, references_check, sql_check, unique_check
 from revops_pipelines.connectors.gong import GongResource
 from revops_pipelines.lazy import pd
-from revops_pipelines.raw import request_metadata, table_spec
+from revops_pipelines.raw import checkpoint_result, request_metadata, sync_asset
 from revops_pipelines.warehouse import Warehouse, table
 
 CALLS = table(
@@ -222,6 +222,9 @@ def transcripts_frame(records: list[dict]) -> "pd.DataFrame":
     return pd.DataFrame(cols)
 
 
+TABLES = [CALLS, PARTIES, TRANSCRIPTS, QUARANTINE]
+
+
 class WarehouseGongSink:
     """The sync's sink: merges into the raw tables; transcripts are replaced per call."""
 
@@ -289,31 +292,22 @@ class GongRunConfig(dg.Config):
     backfill_to: str | None = None
 
 
-def _spec(schema, deps=()) -> dg.AssetSpec:
-    return table_spec(schema, source="gong", description=schema.description, deps=deps)
-
-
-@dg.multi_asset(
-    name="gong_sync",
-    specs=[_spec(CALLS, deps=["sample_world"]), _spec(PARTIES), _spec(TRANSCRIPTS), _spec(QUARANTINE)],
+@sync_asset(
+    "gong",
+    TABLES,
+    deps=lambda schema: ["sample_world"] if schema is CALLS else [],
+    checkpoint_of=CALLS,
+    checkpoint_description="the sync's window was listed to its end: an incremental run's reaches the "
+    "run's 'now', so the raw tables are as fresh as Gong allows; a backfill's reaches its requested end",
     partitions_def=DAILY,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    check_specs=[
-        dg.AssetCheckSpec(
-            "checkpoint_fresh",
-            asset=CALLS.name,
-            blocking=True,
-            description="the sync's window was listed to its end: an incremental run's reaches the "
-            "run's 'now', so the raw tables are as fresh as Gong allows; a backfill's reaches its requested end",
-        ),
-    ],
 )
 def gong_sync(
     context: dg.AssetExecutionContext, config: GongRunConfig, warehouse: Warehouse, gong: GongResource
 ):
     """One incremental Gong sync: list new calls, fetch extensive data and transcripts for every call
     not yet complete, quarantine what cannot be loaded. Rate limited, checkpointed, resumable."""
-    for schema in (CALLS, PARTIES, TRANSCRIPTS, QUARANTINE):
+    for schema in TABLES:
         warehouse.ensure_table(schema)
     sink = WarehouseGongSink(warehouse)
     backfill = None
@@ -379,9 +373,8 @@ def gong_sync(
         fresh = bool(cp.get("window_done"))
     else:
         fresh = bool(done_to) and done_to == cp.get("to")
-    yield dg.AssetCheckResult(
-        asset_key=CALLS.name,
-        check_name="checkpoint_fresh",
+    yield checkpoint_result(
+        CALLS,
         passed=fresh,
         metadata={
             "completed_to": dg.MetadataValue.text(str(done_to)),
@@ -391,7 +384,6 @@ def gong_sync(
 
 
 ASSETS = [gong_sync]
-TABLES = [CALLS, PARTIES, TRANSCRIPTS, QUARANTINE]
 CHECKS = combine_checks(
     [
         unique_check("raw_gong_calls", ("call_id",)),

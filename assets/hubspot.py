@@ -10,7 +10,7 @@ import dagster as dg
 from revops_pipelines.checks import combine_checks, references_check, sql_check, unique_check
 from revops_pipelines.connectors.hubspot import ENGAGEMENTS, HubSpotResource
 from revops_pipelines.lazy import pd
-from revops_pipelines.raw import request_metadata, table_spec
+from revops_pipelines.raw import checkpoint_result, request_metadata, sync_asset
 from revops_pipelines.warehouse import Warehouse, table
 
 COMPANIES = table(
@@ -225,26 +225,12 @@ class WarehouseHubSpotSink:
         self.wh.merge(QUARANTINE, df)
 
 
-def _spec(schema) -> dg.AssetSpec:
-    return table_spec(
-        schema,
-        source="hubspot",
-        description=schema.description or f"HubSpot {schema.name.removeprefix('raw_hs_')}.",
-        deps=["sample_world"],
-    )
-
-
-@dg.multi_asset(
-    name="hubspot_sync",
-    specs=[_spec(t) for t in TABLES],
-    check_specs=[
-        dg.AssetCheckSpec(
-            "checkpoint_fresh",
-            asset=COMPANIES.name,
-            blocking=True,
-            description="every object type's search ran to its end in this run",
-        )
-    ],
+@sync_asset(
+    "hubspot",
+    TABLES,
+    describe=lambda schema: schema.description or f"HubSpot {schema.name.removeprefix('raw_hs_')}.",
+    checkpoint_of=COMPANIES,
+    checkpoint_description="every object type's search ran to its end in this run",
 )
 def hubspot_sync(context: dg.AssetExecutionContext, warehouse: Warehouse, hubspot: HubSpotResource):
     """One incremental HubSpot sync of every object type (search on last-modified, window slid)."""
@@ -267,9 +253,8 @@ def hubspot_sync(context: dg.AssetExecutionContext, warehouse: Warehouse, hubspo
         else:
             md["quarantined_this_run"] = dg.MetadataValue.int(summary["quarantined"])
         yield dg.MaterializeResult(asset_key=schema.name, metadata=md)
-    yield dg.AssetCheckResult(
-        asset_key=COMPANIES.name,
-        check_name="checkpoint_fresh",
+    yield checkpoint_result(
+        COMPANIES,
         passed=set(summary["checkpoint"]) == set(TABLE_OF),
         metadata={"checkpoint": dg.MetadataValue.json(summary["checkpoint"])},
     )

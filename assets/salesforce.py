@@ -9,7 +9,7 @@ import dagster as dg
 from revops_pipelines.checks import combine_checks, not_null_check, references_check, sql_check, unique_check
 from revops_pipelines.connectors.salesforce import SalesforceResource
 from revops_pipelines.lazy import pd
-from revops_pipelines.raw import request_metadata, table_spec
+from revops_pipelines.raw import checkpoint_result, request_metadata, sync_asset
 from revops_pipelines.warehouse import Warehouse, table
 
 ACCOUNTS = table(
@@ -313,26 +313,12 @@ TABLES = [ACCOUNTS, CONTACTS, OPPORTUNITIES, OPPORTUNITY_HISTORY, TASKS, CASES, 
 OBJECT_OF = {schema.name: obj for obj, (schema, _m) in MAPPINGS.items()}
 
 
-def _spec(schema) -> dg.AssetSpec:
-    return table_spec(
-        schema,
-        source="salesforce",
-        description=schema.description or f"Salesforce {OBJECT_OF.get(schema.name, schema.name)}.",
-        deps=["sample_world"],
-    )
-
-
-@dg.multi_asset(
-    name="salesforce_sync",
-    specs=[_spec(t) for t in TABLES],
-    check_specs=[
-        dg.AssetCheckSpec(
-            "checkpoint_fresh",
-            asset=ACCOUNTS.name,
-            blocking=True,
-            description="every object's incremental query ran to its end in this run",
-        )
-    ],
+@sync_asset(
+    "salesforce",
+    TABLES,
+    describe=lambda schema: schema.description or f"Salesforce {OBJECT_OF.get(schema.name, schema.name)}.",
+    checkpoint_of=ACCOUNTS,
+    checkpoint_description="every object's incremental query ran to its end in this run",
 )
 def salesforce_sync(context: dg.AssetExecutionContext, warehouse: Warehouse, salesforce: SalesforceResource):
     """One incremental Salesforce sync of every object (queryAll on SystemModstamp, deletes applied)."""
@@ -351,9 +337,8 @@ def salesforce_sync(context: dg.AssetExecutionContext, warehouse: Warehouse, sal
         else:
             md["quarantined_this_run"] = dg.MetadataValue.int(summary["quarantined"])
         yield dg.MaterializeResult(asset_key=schema.name, metadata=md)
-    yield dg.AssetCheckResult(
-        asset_key=ACCOUNTS.name,
-        check_name="checkpoint_fresh",
+    yield checkpoint_result(
+        ACCOUNTS,
         passed=set(summary["checkpoint"]) == set(MAPPINGS),
         metadata={"checkpoint": dg.MetadataValue.json(summary["checkpoint"])},
     )

@@ -1,11 +1,12 @@
 """One way to build a raw-table asset: read source records, flatten them, merge them on keys.
 
 Every raw asset of every source goes through :func:`raw_table_asset`, so idempotent loading,
-row-count metadata and the column schema shown in the UI are written once.
+row-count metadata and the column schema shown in the UI are written once. A vendor connector's
+sync, one multi-asset over all of its raw tables, is declared with :func:`sync_asset`.
 """
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -85,3 +86,42 @@ def raw_table_asset(
         return dg.MaterializeResult(metadata=merge_metadata(result))
 
     return _asset
+
+
+CHECKPOINT_CHECK = "checkpoint_fresh"
+
+
+def sync_asset(
+    source: str,
+    tables: Sequence[TableSchema],
+    *,
+    checkpoint_of: TableSchema,
+    checkpoint_description: str,
+    describe: Callable[[TableSchema], str | None] = lambda schema: schema.description,
+    deps: Callable[[TableSchema], Sequence[str]] = lambda _schema: ("sample_world",),
+    **multi_asset: Any,
+) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """The decorator of a vendor's sync, the multi-asset ``{source}_sync`` that writes ``tables``.
+
+    Each table is an asset (:func:`table_spec`: group ``raw_{source}``, kind, column schema, merge
+    keys) described by ``describe`` and depending on ``deps``; the sync answers the blocking
+    ``checkpoint_fresh`` check on ``checkpoint_of`` with :func:`checkpoint_result`. Anything else
+    (``partitions_def``, ``backfill_policy``) goes to ``dg.multi_asset`` as it is.
+    """
+    return dg.multi_asset(
+        name=f"{source}_sync",
+        specs=[table_spec(t, source=source, description=describe(t), deps=deps(t)) for t in tables],
+        check_specs=[
+            dg.AssetCheckSpec(
+                CHECKPOINT_CHECK, asset=checkpoint_of.name, blocking=True, description=checkpoint_description
+            )
+        ],
+        **multi_asset,
+    )
+
+
+def checkpoint_result(schema: TableSchema, passed: bool, metadata: dict) -> dg.AssetCheckResult:
+    """The answer to the ``checkpoint_fresh`` check a :func:`sync_asset` declares on ``schema``."""
+    return dg.AssetCheckResult(
+        asset_key=schema.name, check_name=CHECKPOINT_CHECK, passed=passed, metadata=metadata
+    )
