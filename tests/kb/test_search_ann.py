@@ -28,7 +28,10 @@ def synthetic_chunks(n: int, seed: int = 0, topics: int = 40) -> list[Chunk]:
 
 def test_ann_index_is_built_past_the_threshold_and_kept_in_step(tmp_path):
     chunks = synthetic_chunks(1200)
-    kb = KnowledgeBase(tmp_path / "lance", ann=AnnConfig(threshold=1000, rows_per_partition=100))
+    # resident_rows=0: every search goes to LanceDB, through its IVF index
+    kb = KnowledgeBase(
+        tmp_path / "lance", ann=AnnConfig(threshold=1000, rows_per_partition=100), resident_rows=0
+    )
     stats = kb.index(chunks[:900])
     assert stats.ann == "none" and kb.index_info()["index_type"] == "flat (exact)"
     stats = kb.index(chunks)
@@ -56,7 +59,7 @@ def test_ann_index_is_built_past_the_threshold_and_kept_in_step(tmp_path):
 
 def test_ann_recall_against_brute_force(tmp_path):
     chunks = synthetic_chunks(3000, seed=3)
-    kb = KnowledgeBase(tmp_path / "lance", ann=AnnConfig(threshold=1000))
+    kb = KnowledgeBase(tmp_path / "lance", ann=AnnConfig(threshold=1000), resident_rows=0)  # LanceDB IVF
     kb.index(chunks)
     assert kb.index_info()["index_type"] == "IVF_FLAT"
     vectors = kb.embedder.embed([c.embedding_text for c in chunks])
