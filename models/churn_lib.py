@@ -80,18 +80,26 @@ def derive_features(df: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     """Add the contract-calendar features the churn process turns on.
 
     Churn is only decided at a renewal (annual contracts) or a bill (monthly contracts), so whether a
-    decision falls inside the label horizon, and whether it is the first term's decision (riskier),
-    matter more than any usage signal. Both use only the row's own snapshot-time columns.
+    decision falls inside the label horizon, and whether it is the first term's decision (riskier;
+    for a monthly contract, the share of the window's bills that are among its first three), matter
+    more than any usage signal. Both use only the row's own snapshot-time columns.
     """
     out = df.copy()
     monthly = out["billing_frequency"].astype("string").eq("Monthly").fillna(False).to_numpy()
     tenure = pd.to_numeric(out["tenure_days"], errors="coerce").to_numpy(dtype="float64")
     to_renewal = pd.to_numeric(out["days_to_renewal"], errors="coerce").to_numpy(dtype="float64")
     out["decision_in_window"] = np.where(monthly, 1.0, (to_renewal <= horizon_days).astype("float64"))
-    out["first_term"] = np.where(
-        monthly, (tenure < 90).astype("float64"), ((tenure + to_renewal) < 400).astype("float64")
-    )
+    # monthly: the share of the window's bills that are among the first EARLY_MONTHLY_BILLS (riskier);
+    # annual: whether the renewal in view is the first anniversary
+    # (an unknown tenure counts as past the first term, as before)
+    next_bill = np.floor(np.nan_to_num(np.maximum(tenure, 0), nan=1e9) / 30.0) + 1  # the next bill's index
+    bills = max(1.0, round(horizon_days / 30))
+    early = np.clip(EARLY_MONTHLY_BILLS + 1 - next_bill, 0, bills) / bills
+    out["first_term"] = np.where(monthly, early, ((tenure + to_renewal) < 400).astype("float64"))
     return out
+
+
+EARLY_MONTHLY_BILLS = 3  # a monthly contract's first bills, when customers still leave more often
 
 
 # ---- the decision-hazard model -------------------------------------------------------------------
@@ -105,7 +113,8 @@ class HazardModel:
     the window (an annual renewal inside it: 1, none: ``NO_DECISION``; a monthly contract: one per
     bill) and ``eta = intercept[segment, billing] + w . z``, ``z`` the standardised signals (``log1p``
     of non-negative unbounded ones; a missing value sits at the training mean with its own
-    indicator). Fitted by penalised maximum likelihood (L2 on ``w``, not on the intercepts).
+    indicator). Fitted by penalised maximum likelihood (L2 on ``w``, not on the intercepts nor on
+    the contract-calendar term ``first_term``, which is as structural as they are).
 
     Few churners per snapshot make trees noisy where it matters most, the top of the ranking; one
     slope per signal, shared by every segment and contract, needs far fewer of them. It offers what
@@ -113,6 +122,7 @@ class HazardModel:
     ``feature_importance`` and ``model_to_string``; it is deterministic, so it ignores the seed.
     """
 
+    UNPENALISED = ("first_term",)  # calendar terms fitted without the L2 penalty, like the intercepts
     NO_DECISION = 0.02  # an annual contract without a renewal in the window: near zero, ranked by signals
 
     def __init__(self, state: dict):
@@ -152,6 +162,9 @@ class HazardModel:
         n = model._decisions(x)
         yy = y.astype("float64")
         k, ng = z.shape[1], len(state["groups"])
+        # the contract calendar (like the segment/contract intercepts) is not shrunk: only the signals
+        cols = numeric + state["missing"]
+        pen = np.array([0.0 if c in cls.UNPENALISED else l2 for c in cols])
         onehot = np.zeros((len(g), ng))
         onehot[np.arange(len(g)), g] = 1.0
         m = np.hstack([z, onehot])
@@ -165,8 +178,8 @@ class HazardModel:
             ll = yy * np.log(churn) + (1 - yy) * log_s
             d_log_s = -n * p
             grad_eta = yy * (-surv * d_log_s) / churn + (1 - yy) * d_log_s
-            reg = l2 * float(np.sum(w[:k] ** 2))
-            grad = -(m.T @ grad_eta) + np.concatenate([2 * l2 * w[:k], np.zeros(ng)])
+            reg = float(np.sum(pen * w[:k] ** 2))
+            grad = -(m.T @ grad_eta) + np.concatenate([2 * pen * w[:k], np.zeros(ng)])
             return -float(ll.sum()) + reg, grad
 
         rate = max(float(yy.mean()), 1e-4)

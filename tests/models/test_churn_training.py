@@ -136,14 +136,16 @@ def test_derived_features_use_only_the_rows_own_columns():
 
     df = pd.DataFrame(
         {
-            "billing_frequency": ["Monthly", "Annual", "Annual", "Annual"],
-            "tenure_days": [30, 200, 700, 700],
-            "days_to_renewal": [10, 100, 30, 200],
+            "billing_frequency": ["Monthly", "Annual", "Annual", "Annual", "Monthly", "Monthly"],
+            "tenure_days": [30, 200, 700, 700, 10, 100],
+            "days_to_renewal": [10, 100, 30, 200, 20, 20],
         }
     )
     out = derive_features(df, 90)
-    assert out["decision_in_window"].tolist() == [1.0, 0.0, 1.0, 0.0]
-    assert out["first_term"].tolist() == [1.0, 1.0, 0.0, 0.0]  # 200 + 100 days: first renewal
+    assert out["decision_in_window"].tolist() == [1.0, 0.0, 1.0, 0.0, 1.0, 1.0]
+    # annual: 200 + 100 days is the first renewal; monthly: the share of the window's three bills
+    # among the first three (day 30: bills 2 and 3 of 2-4; day 10: bills 1-3; day 100: none)
+    np.testing.assert_allclose(out["first_term"], [2 / 3, 1.0, 0.0, 0.0, 1.0, 0.0])
     with pytest.raises(KeyError):
         derive_features(df.drop(columns="tenure_days"), 90)
 
@@ -359,3 +361,29 @@ def test_auto_records_the_candidates_in_the_asset_metadata(warehouse, store, mon
     scores = warehouse.query("SELECT * FROM churn_scores")
     assert scores["model_version"].eq(version).all()
     assert json.loads(scores["top_factors"].iloc[0])[0]["feature"]
+
+
+def test_hazard_model_does_not_shrink_the_contract_calendar():
+    """The L2 penalty shrinks the signals' weights, not the first-term (calendar) term: with a huge
+    penalty the signal's weight vanishes while first_term keeps its unpenalised size."""
+    import pandas as pd
+
+    from models import churn_lib as lib
+
+    rng = np.random.default_rng(3)
+    n = 6000
+    x = pd.DataFrame(
+        {
+            "signal": rng.standard_normal(n),
+            "first_term": (rng.random(n) < 0.3).astype(float),
+            "decision_in_window": np.ones(n),
+        }
+    )
+    eta = -2.0 + 0.8 * x["signal"] + 1.0 * x["first_term"]
+    y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)
+    enc = lib.Encoder(["signal", "first_term", "decision_in_window"], [])
+    fits = {l2: lib.HazardModel.fit(x, y.to_numpy(), enc, 90, l2) for l2 in (0.0, 1e7)}
+    w = {l2: dict(zip(m.state["numeric"], m.state["weights"], strict=True)) for l2, m in fits.items()}
+    assert abs(w[1e7]["signal"]) < 0.01 < abs(w[0.0]["signal"])
+    assert w[1e7]["first_term"] == pytest.approx(w[0.0]["first_term"], rel=0.25)
+    assert w[0.0]["first_term"] > 0.3
