@@ -131,15 +131,15 @@ def ticket_product_features(
     config: TextClassifierConfig, warehouse: Warehouse, model_store: ModelStore
 ) -> dg.MaterializeResult:
     from models.churn_lib import fingerprint
-    from models.text_classifier import UNKNOWN, fit_text_classifier, label_map
+    from models.text_classifier import UNKNOWN, fit_text_classifier
+    from revops_pipelines.kb.training import TaxonomyLabels
 
     cases = warehouse.query(
         "SELECT case_id, account_id, subject || '. ' || COALESCE(description, '') AS text, product_feature, "
         "created_at FROM raw_sf_cases WHERE NOT is_deleted ORDER BY created_at, case_id"
     )
-    labels = (
-        cases["product_feature"].str.lower().map(label_map(_taxonomy("product_features"))).fillna(UNKNOWN)
-    )
+    labels = TaxonomyLabels(_taxonomy("product_features"), roots_only=True).series(cases["product_feature"])
+    labels = labels.fillna(UNKNOWN)
     model, metrics = fit_text_classifier(
         cases["text"],
         labels,
@@ -179,13 +179,14 @@ def call_topic_classifications(
     config: TextClassifierConfig, warehouse: Warehouse, model_store: ModelStore
 ) -> dg.MaterializeResult:
     from models.churn_lib import fingerprint
-    from models.text_classifier import UNKNOWN, fit_text_classifier, label_map
+    from models.text_classifier import UNKNOWN, fit_text_classifier
+    from revops_pipelines.kb.training import TaxonomyLabels
 
     rows = warehouse.query(
         "SELECT t.call_id, t.seq, t.text, t.topic, g.account_id, g.started FROM raw_gong_transcripts t "
         "JOIN raw_gong_calls g ON g.call_id = t.call_id ORDER BY g.started, t.call_id, t.seq"
     )
-    labels = rows["topic"].str.lower().map(label_map(_taxonomy("call_topics"))).fillna(UNKNOWN)
+    labels = TaxonomyLabels(_taxonomy("call_topics"), roots_only=True).series(rows["topic"]).fillna(UNKNOWN)
     model, metrics = fit_text_classifier(
         rows["text"],
         labels,

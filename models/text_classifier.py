@@ -2,9 +2,9 @@
 inside functions), a time split, per-class precision/recall on the later rows, and an ``unknown``
 outcome whenever the top class probability is below a confidence threshold.
 
-Class labels are taxonomy node ids; :func:`label_map` maps a source system's label (a Salesforce
-picklist value, a Gong topic name) onto them by node name, so the taxonomy stays the one source of
-truth for what the classes are.
+Class labels are taxonomy node ids; :class:`revops_pipelines.kb.training.TaxonomyLabels` maps a source
+system's label (a Salesforce picklist value, a Gong topic name) onto them by node name or keyword, the
+same rule the training sets use, so the taxonomy stays the one source of truth for what the classes are.
 """
 
 from __future__ import annotations
@@ -17,12 +17,6 @@ import numpy as np
 import pandas as pd
 
 UNKNOWN = "unknown"
-
-
-def label_map(taxonomy, roots_only: bool = True) -> dict[str, str]:
-    """Lower-cased node name -> node id (root nodes only by default)."""
-    nodes = taxonomy.roots() if roots_only else list(taxonomy)
-    return {n.name.lower(): n.id for n in nodes}
 
 
 @dataclass

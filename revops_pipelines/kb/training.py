@@ -155,16 +155,50 @@ def time_split(order: pd.Series, *, test_fraction: float = 0.2, valid_fraction: 
     return out
 
 
-def name_index(taxonomy: Taxonomy, *, roots_only: bool = False) -> dict[str, str]:
-    """Lower-cased node name (and keyword) → node id; names win over keywords."""
-    nodes = taxonomy.roots() if roots_only else list(taxonomy)
-    out: dict[str, str] = {}
-    for n in nodes:
-        for kw in n.keywords:
-            out.setdefault(kw.lower(), n.id)
-    for n in nodes:
-        out[n.name.lower()] = n.id
-    return out
+class TaxonomyLabels:
+    """The one rule that turns a source system's label (a Salesforce picklist value, a Gong topic
+    name, a call purpose) into a taxonomy node id, for training sets and classifiers alike: the node
+    the label names, else the node it is a keyword of (names win over keywords), case and surrounding
+    white space ignored; ``None`` when there is none. Each miss is counted in ``unmapped``."""
+
+    def __init__(self, taxonomy: Taxonomy, *, roots_only: bool = False):
+        nodes = taxonomy.roots() if roots_only else list(taxonomy)
+        self.index: dict[str, str] = {}
+        for n in nodes:
+            for kw in n.keywords:
+                self.index.setdefault(kw.lower(), n.id)
+        for n in nodes:
+            self.index[n.name.lower()] = n.id
+        self.unmapped: dict[str, int] = {}  # source label (``<empty>`` when missing) -> misses
+
+    def _node(self, value: Any) -> str | None:
+        return None if _missing(value) else self.index.get(str(value).strip().lower())
+
+    def _miss(self, value: Any, times: int = 1) -> None:
+        key = "<empty>" if _missing(value) else str(value)
+        self.unmapped[key] = self.unmapped.get(key, 0) + times
+
+    def __call__(self, value: Any) -> str | None:
+        node = self._node(value)
+        if node is None:
+            self._miss(value)
+        return node
+
+    def series(self, values: pd.Series) -> pd.Series:
+        """The node id of every value (missing where there is none); each distinct value looked up once."""
+        nodes = {}
+        for value, times in values.value_counts(dropna=False).items():
+            node = self._node(value)
+            if node is None:
+                self._miss(value, int(times))
+            else:
+                nodes[value] = node
+        return values.map(nodes)
+
+
+def _counts(values: pd.Series) -> dict[str, int]:
+    """How many rows carry each value, by value."""
+    return {k: int(v) for k, v in values.value_counts().sort_index().items()}
 
 
 def _root(taxonomy: Taxonomy, node_id: str) -> str:
@@ -194,9 +228,9 @@ def ticket_examples(
     """
     import pandas as pd
 
-    index = name_index(features, roots_only=True)
-    labels = cases["product_feature"].fillna("").str.strip().str.lower().map(index)
-    unmapped = cases.loc[labels.isna(), "product_feature"].fillna("<empty>").value_counts().to_dict()
+    to_node = TaxonomyLabels(features, roots_only=True)
+    labels = to_node.series(cases["product_feature"])
+    unmapped = to_node.unmapped
     df = cases.loc[labels.notna()].copy()
     df["label"] = labels[labels.notna()]
     df["label_name"] = df["label"].map(lambda n: features.get(n).name)
@@ -218,7 +252,7 @@ def ticket_examples(
         "examples": len(df),
         "dropped_unmapped": int(sum(unmapped.values())),
         "unmapped_values": {str(k): int(v) for k, v in unmapped.items()},
-        "class_counts": {k: int(v) for k, v in df["label"].value_counts().sort_index().items()},
+        "class_counts": _counts(df["label"]),
         "keyword_agreement": round(float(df["keyword_agrees"].mean()), 4) if len(df) else 0.0,
     }
     return df[TICKETS.column_names], notes
@@ -256,22 +290,19 @@ def call_topic_examples(
     """
     import pandas as pd
 
-    index = name_index(topics)
+    to_node = TaxonomyLabels(topics)
     sentences: dict[str, list[str]] = {}
     if transcripts is not None and len(transcripts):
         for cid, g in transcripts.sort_values(["call_id", "seq"]).groupby("call_id", sort=False):
             sentences[cid] = [str(t) for t in g["text"]]
     rows = []
-    unknown: dict[str, int] = {}
     dropped = 0
     for c in calls.to_dict("records"):
         mapped: dict[str, float] = {}
         for name, duration in _topics(c.get("topics")):
-            node = index.get(name.strip().lower())
-            if node is None:
-                unknown[name] = unknown.get(name, 0) + 1
-                continue
-            mapped[node] = mapped.get(node, 0.0) + duration
+            node = to_node(name)
+            if node is not None:
+                mapped[node] = mapped.get(node, 0.0) + duration
         if not mapped:
             dropped += 1
             continue
@@ -312,7 +343,7 @@ def call_topic_examples(
     notes = {
         "examples": len(df),
         "dropped_without_topics": dropped,
-        "unknown_topics": unknown,
+        "unknown_topics": to_node.unmapped,
         "topic_counts": dict(sorted(counts.items())),
         "mean_topics_per_call": round(float(df["n_topics"].mean()), 3) if len(df) else 0.0,
     }
@@ -492,7 +523,7 @@ def revenue_events(
     df["taxonomy_version"] = events.version
     notes = {
         "events": len(df),
-        "label_counts": {k: int(v) for k, v in df["label"].value_counts().sort_index().items()},
+        "label_counts": _counts(df["label"]),
         "skipped": skipped,
         "net_arr_change": round(float(df["arr_change"].sum()), 2) if len(df) else 0.0,
     }
@@ -553,20 +584,16 @@ def decision_examples(
     f = features.copy()
     f["snapshot_date"] = pd.to_datetime(f["snapshot_date"]).dt.date
     emp = dict(zip(accounts["account_id"], accounts["employees"], strict=True)) if len(accounts) else {}
-    action_index = name_index(actions)
+    to_action = TaxonomyLabels(actions)
     no_touch = "cs_action.no_touch" if "cs_action.no_touch" in actions else next(iter(actions)).id
 
     calls_by: dict[str, list[tuple[date, str, str]]] = {}
-    unknown_purposes: dict[str, int] = {}
     for c in calls.to_dict("records"):
         if not c.get("account_id"):
             continue
-        day = _as_day(c["started"])
-        node = action_index.get(str(c.get("purpose") or "").strip().lower())
-        if node is None:
-            unknown_purposes[str(c.get("purpose"))] = unknown_purposes.get(str(c.get("purpose")), 0) + 1
-            continue
-        calls_by.setdefault(c["account_id"], []).append((day, c["call_id"], node))
+        node = to_action(c.get("purpose"))
+        if node is not None:
+            calls_by.setdefault(c["account_id"], []).append((_as_day(c["started"]), c["call_id"], node))
     for v in calls_by.values():
         v.sort()
     ren_by: dict[str, list[tuple[date, bool]]] = {}
@@ -634,13 +661,13 @@ def decision_examples(
         "examples": len(df),
         "snapshots": int(df["snapshot_date"].nunique()) if len(df) else 0,
         "last_snapshot": str(last_snapshot) if last_snapshot else None,
-        "action_counts": {k: int(v) for k, v in df["action"].value_counts().sort_index().items()},
-        "situation_counts": {k: int(v) for k, v in df["situation"].value_counts().sort_index().items()},
+        "action_counts": _counts(df["action"]),
+        "situation_counts": _counts(df["situation"]),
         "with_renewal_outcome": int(outcome.sum()),
         "renewal_win_rate": round(float((df.loc[outcome, "renewal_outcome"] == "won").mean()), 4)
         if outcome.any()
         else None,
-        "unknown_call_purposes": unknown_purposes,
+        "unknown_call_purposes": to_action.unmapped,
     }
     return df[DECISION_EXAMPLES.column_names], notes
 

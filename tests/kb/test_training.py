@@ -11,6 +11,7 @@ import pandas as pd
 from revops_pipelines.kb.resource import KnowledgeBaseResource
 from revops_pipelines.kb.taxonomy import load_taxonomies
 from revops_pipelines.kb.training import (
+    TaxonomyLabels,
     call_topic_examples,
     decision_examples,
     revenue_events,
@@ -30,6 +31,27 @@ def test_time_split_is_by_time_not_random():
     assert split.count("test") == 2 and split.count("valid") == 2
     latest = order.sort_values().index[-2:]
     assert {split[i] for i in latest} == {"test"}
+
+
+def test_a_source_label_is_the_node_it_names_or_else_a_keyword_of():
+    features = TAX["product_features"]
+    labels = TaxonomyLabels(features, roots_only=True)
+    assert labels(" Integrations ") == labels("integrations") == "product_feature.integrations"
+    assert labels("dashboards") == "product_feature.dashboards"  # a keyword of the Dashboards root
+    assert labels("Teleportation") is None and labels(None) is None and labels(float("nan")) is None
+    assert labels.unmapped == {"Teleportation": 1, "<empty>": 2}
+    # a child node is a label only when the whole taxonomy is used
+    child = next(n for n in features if n.parent)
+    assert TaxonomyLabels(features, roots_only=True)(child.name) != child.id
+    assert TaxonomyLabels(features)(child.name) == child.id
+    # a Series: the same answers, each miss counted once per row
+    many = TaxonomyLabels(features, roots_only=True)
+    values = pd.Series(["Integrations", "Teleportation", None, "Teleportation", "DASHBOARDS"])
+    out = many.series(values)
+    assert list(out.fillna("unknown")) == [
+        "product_feature.integrations", "unknown", "unknown", "unknown", "product_feature.dashboards"
+    ]  # fmt: skip
+    assert many.unmapped == {"Teleportation": 2, "<empty>": 1}
 
 
 def test_ticket_labels_come_from_the_feature_taxonomy():
