@@ -18,8 +18,6 @@ from pathlib import Path
 
 import dagster as dg
 
-from revops_pipelines.kb.documents import content_files, content_hash
-
 
 def diff_files(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, list[str]]:
     """``{"added": [...], "changed": [...], "removed": [...]}`` between two content-hash maps."""
@@ -86,6 +84,10 @@ def build_content_sensor(
         ),
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        # imported per tick, not at load: the documents module (front-matter model, YAML loader) is
+        # not needed to define the sensor (defs_load, issue 12)
+        from revops_pipelines.kb.documents import content_files, content_hash
+
         files = {k: v[:16] for k, v in content_files(root).items()}
         fingerprint = content_hash(files)[:16]
         before = parse_cursor(context.cursor)
