@@ -1,12 +1,15 @@
 """Decision quality, measured against ground truth: does the churn-prevention policy put the right
 accounts first? Policy top-k vs the oracle's top-k (true churn probability) on the serving model's
 held-out snapshots, at several k — expected and realised precision@k and ARR-weighted recall next to
-the model alone and the oracle. Also tracks the outcomes of executed actions against later data."""
+the model alone and the oracle, and the informed ceiling (the exact probability given the sample
+world's latent state at the end of the month before the snapshot: what no model of the vendor data can
+beat). Also tracks the outcomes of executed actions against later data."""
 
 import dagster as dg
 from pydantic import Field
 
 from revops_pipelines.model_store import ModelStore
+from revops_pipelines.sources import SampleWorldSource
 from revops_pipelines.warehouse import Warehouse
 
 
@@ -33,18 +36,29 @@ class DecisionQualityConfig(dg.Config):
     ),
 )
 def decision_quality_report(
-    config: DecisionQualityConfig, warehouse: Warehouse, model_store: ModelStore
+    config: DecisionQualityConfig,
+    warehouse: Warehouse,
+    model_store: ModelStore,
+    sample_world: SampleWorldSource,
 ) -> dg.MaterializeResult:
     from revops_pipelines.agents.quality import decision_quality, quality_metadata, quality_table
 
     ks = [int(v) if v.strip().isdigit() else v for v in config.ks]
-    q = decision_quality(warehouse, config.k, ks=ks, snapshots=config.snapshots, model_store=model_store)
+    q = decision_quality(
+        warehouse,
+        config.k,
+        ks=ks,
+        snapshots=config.snapshots,
+        model_store=model_store,
+        world=sample_world.manifest(),
+    )
     md = quality_metadata(q)
     return dg.MaterializeResult(
         metadata={
             **md,
             "churners": q["churners"],
             "snapshot_basis": q["snapshot_basis"],
+            "informed_ceiling": q["informed_note"],
             "by_k": dg.MetadataValue.md(quality_table(q)),
             "detail": dg.MetadataValue.json({"ratio_to_oracle": q["ratio_to_oracle"], "by_k": q["by_k"]}),
         }

@@ -17,7 +17,13 @@ of the accounts):
   minus their mean true probability: calibration where the team acts (> 0: over-confident).
 
 Each is reported for the policy, for the model score alone (what the policy starts from) and for
-the oracle, with ``ratio_to_oracle`` = policy / oracle. The goal (policy ≥ 0.9 × oracle expected
+the oracle, with ``ratio_to_oracle`` = policy / oracle. Given the sample world's manifest (``world``),
+also for the **informed ceiling**: the exact churn probability given the latent state at the end of
+the month *before* the snapshot (``E[oracle | mu, x_(k-1)]``, from the generator's own process, see
+:func:`informed_probabilities`). The oracle knows the health of the month that starts on the snapshot
+date, which no data dated before it reveals; the informed ceiling knows everything up to the previous
+month exactly (no noise, no estimation), so it bounds what a model of the vendor data can reach
+(``informed_ratio_to_oracle``; it is reported, not graded). The goal (policy ≥ 0.9 × oracle expected
 precision@k) is met only if it holds at **every** ``k`` reported (``goal_met``), so it cannot be met
 by choosing ``k``.
 
@@ -131,6 +137,91 @@ def _frame(
     return df, source
 
 
+_SIMS: dict[tuple, Any] = {}
+
+
+def _simulated(world: dict[str, Any]) -> Any:
+    """The sample world's latent process (no records), re-run from its manifest; cached."""
+    from revops_pipelines.sample import generator as gen
+
+    key = (
+        int(world["seed"]),
+        int(world["accounts"]),
+        str(world.get("start", "")),
+        int(world.get("months", 24)),
+    )
+    if key not in _SIMS:
+        cfg = {"seed": key[0], "accounts": key[1], "months": key[3]}
+        if key[2]:
+            cfg["start"] = date.fromisoformat(key[2])
+        _SIMS.clear()
+        _SIMS[key] = gen.simulate(gen.WorldConfig(**cfg))
+    return _SIMS[key]
+
+
+def informed_probabilities(world: dict[str, Any], snapshot: date, horizon_days: int = 90) -> pd.DataFrame:
+    """For every customer of the sample world on ``snapshot``: ``churn_probability`` (the oracle,
+    given the latent state of the snapshot's month ``k``) and ``informed_probability`` (the same
+    expectation given the state at the end of month ``k - 1`` instead: one more step of the segment's
+    transition kernel). An account that starts in month ``k`` has no earlier state: both are the
+    oracle's. Same backward recursion as :func:`revops_pipelines.sample.latent.oracle_churn_probability`,
+    kept as the whole survival vector over the health grid."""
+    from revops_pipelines.sample import latent as L
+
+    sim = _simulated(world)
+    cal = sim.cal
+    starts = [pd.Timestamp(d).date() for d in cal.dates64(cal.month_start[:-1])]
+    if snapshot not in starts:
+        raise RevOpsError(f"informed ceiling: {snapshot} is not a month start of the sample world")
+    k = starts.index(snapshot)
+    s = int(cal.month_start[k])
+    act = np.flatnonzero((sim.active_start <= s) & (sim.active_end > s) & (sim.cs <= s))
+    last_m = int(cal.month_of(np.array([s + horizon_days]))[0])
+    raw = sim.plan_day[act, k : last_m + 1]
+    ints = np.where((raw > s) & (raw <= s + horizon_days), sim.dec_int[act, k : last_m + 1], np.nan)
+    h = sim.mu[act][:, None] + L.GRID[None, :]
+    seg = sim.seg[act]
+    v = np.ones((act.size, L.G))  # survival through the window's decisions from each grid state
+    for j in range(ints.shape[1] - 1, -1, -1):
+        if j < ints.shape[1] - 1:
+            for g in range(len(L.SEGMENTS)):  # v_n <- K_(segment of n) v_n
+                on = seg == g
+                v[on] = v[on] @ L.KERNELS[g].T
+        a = ints[:, j]
+        dec = ~np.isnan(a)
+        if dec.any():
+            v = np.where(dec[:, None], v * (1.0 - L.churn_prob(np.where(dec, a, 0.0)[:, None], h)), v)
+    rows = np.arange(act.size)
+    oracle = 1.0 - v[rows, sim.x[act, k].astype(np.int64)]
+    prev = sim.x[act, k - 1].astype(np.int64) if k > 0 else np.full(act.size, -1)
+    before = L.KERNELS[seg, np.maximum(prev, 0)]  # distribution of x_k given x_(k-1)
+    informed = np.where(prev >= 0, 1.0 - (before * v).sum(axis=1), oracle)
+    return pd.DataFrame(
+        {
+            "account_id": [str(sim.account_id[i]) for i in act.tolist()],
+            "churn_probability": np.clip(oracle, 0.0, 1.0),
+            "informed_probability": np.clip(informed, 0.0, 1.0),
+        }
+    )
+
+
+def _with_informed(df: pd.DataFrame, world: dict[str, Any], snap: date) -> tuple[pd.DataFrame, str]:
+    """``df`` with ``informed_probability``, or ``df`` and why not (the re-run must reproduce the
+    stored oracle on every account, else the manifest does not describe this warehouse's world)."""
+    try:
+        inf = informed_probabilities(world, snap)
+    except Exception as e:  # no such world or month: report without the ceiling
+        return df, f"informed ceiling unavailable: {e}"
+    merged = df.merge(inf.rename(columns={"churn_probability": "_rerun"}), on="account_id", how="left")
+    gap = (merged["_rerun"] - merged["churn_probability"]).abs()
+    if merged["_rerun"].isna().any() or float(gap.max()) > 1e-6:
+        return (
+            df,
+            "informed ceiling unavailable: the sample world's re-run does not reproduce the stored oracle",
+        )
+    return merged.drop(columns="_rerun"), ""
+
+
 def _store(model_store: Any) -> Any:
     if model_store is not None:
         return model_store
@@ -143,11 +234,14 @@ def _store(model_store: Any) -> Any:
 
 def _rankings(pol: Policy, df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Full orderings: the policy's (priority score, tie-breaks, id), the model score's, the oracle's."""
-    return {
+    out = {
         "policy_metrics": pol.rank(pol.score(df).assign(eligible=True), limit=len(df)),
         "model_only": df.sort_values(["churn_score", "account_id"], ascending=[False, True]),
         "oracle": df.sort_values(["churn_probability", "account_id"], ascending=[False, True]),
     }
+    if "informed_probability" in df:
+        out["informed"] = df.sort_values(["informed_probability", "account_id"], ascending=[False, True])
+    return out
 
 
 def _one(df: pd.DataFrame, ranked: dict[str, pd.DataFrame], k: int) -> dict[str, Any]:
@@ -180,8 +274,9 @@ def eval_snapshots(model_store: Any) -> list[date]:
 
 def _summarise(per: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"k": int(round(float(np.mean([p["k"] for p in per]))))}
-    for group in ("policy_metrics", "model_only", "oracle"):
-        out[group] = {m: float(np.mean([p[group][m] for p in per])) for m in METRICS}
+    for group in ("policy_metrics", "model_only", "oracle", "informed"):
+        if group in per[0]:
+            out[group] = {m: float(np.mean([p[group][m] for p in per])) for m in METRICS}
     out["overlap_with_oracle_top_k"] = float(np.mean([p["overlap_with_oracle_top_k"] for p in per]))
     # calibration where it matters: the confidence the policy shows for its top k vs their true probability
     out["confidence_top_k"] = float(np.mean([p["confidence_top_k"] for p in per]))
@@ -192,6 +287,10 @@ def _summarise(per: list[dict[str, Any]]) -> dict[str, Any]:
     out["model_ratio_to_oracle"] = {
         m: (out["model_only"][m] / v if v else None) for m, v in out["oracle"].items()
     }
+    if "informed" in out:
+        out["informed_ratio_to_oracle"] = {
+            m: (out["informed"][m] / v if v else None) for m, v in out["oracle"].items()
+        }
     n = sum(p["k"] for p in per)
     out["precision_interval_90"] = {
         g: list(wilson(sum(p["hits"][g] for p in per), n)) for g in ("policy_metrics", "oracle")
@@ -209,10 +308,13 @@ def decision_quality(
     snapshot_date: date | None = None,
     model_store: Any = None,
     scores: pd.DataFrame | None = None,
+    world: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Policy top-k vs oracle top-k at ``k`` (the headline) and at every ``ks``, averaged over the
     graded snapshots. JSON-ready dict: the headline ``k``'s numbers at the top level (``policy_metrics``,
-    ``model_only``, ``oracle``, ``ratio_to_oracle``), all of them under ``by_k``, and ``goal_met``."""
+    ``model_only``, ``oracle``, ``ratio_to_oracle``), all of them under ``by_k``, and ``goal_met``.
+    With ``world`` (the sample world's manifest: seed, accounts, start, months) the informed ceiling
+    is added (``informed``, ``informed_ratio_to_oracle``) when it reproduces the stored oracle."""
     pol = load_policy(policy) if isinstance(policy, str) else policy
     known = warehouse.query(
         "SELECT DISTINCT o.snapshot_date FROM sample_oracle o "
@@ -234,15 +336,22 @@ def decision_quality(
     labels = list(dict.fromkeys([*(ks if ks is not None else DEFAULT_KS), k]))
     per_k: dict[str, list[dict[str, Any]]] = {str(lab): [] for lab in labels}
     sizes, churners, source = [], 0, ""
+    informed_note = "no sample world given" if world is None else ""
     for s in sorted(snaps):
         df, source = _frame(warehouse, s, model_store, scores)
         if df.empty:
             raise RevOpsError(f"decision quality: no scored accounts on snapshot {s}")
+        if world is not None and not informed_note:
+            df, informed_note = _with_informed(df, world, s)
         ranked = _rankings(pol, df)
         sizes.append(len(df))
         churners += int(df["churned"].sum())
         for lab in labels:
             per_k[str(lab)].append({"snapshot_date": str(s), **_one(df, ranked, resolve_k(lab, len(df)))})
+    if informed_note:  # every snapshot or none: drop a partial informed ranking
+        for per in per_k.values():
+            for p in per:
+                p.pop("informed", None)
     by_k = {lab: _summarise(per) for lab, per in per_k.items()}
     graded = {lab: v["ratio_to_oracle"][GRADED_METRIC] for lab, v in by_k.items()}
     head = by_k[str(k)]
@@ -266,6 +375,9 @@ def decision_quality(
         "goal": GOAL,
         "worst_ratio_over_k": worst,
         "goal_met": worst is not None and worst >= GOAL,
+        "informed": head.get("informed"),
+        "informed_ratio_to_oracle": head.get("informed_ratio_to_oracle"),
+        "informed_note": informed_note or "exact, from the sample world's latent process",
         "per_snapshot": per_k[str(k)],
     }
 
@@ -282,6 +394,10 @@ def quality_metadata(q: dict[str, Any]) -> dict[str, float | int | str | bool]:
         if q["worst_ratio_over_k"] is not None
         else float("nan"),
     }
+    if q.get("informed"):
+        r = q["informed_ratio_to_oracle"][GRADED_METRIC]
+        out[f"informed_{GRADED_METRIC}"] = round(q["informed"][GRADED_METRIC], 4)
+        out["informed_ceiling_vs_oracle"] = round(r, 4) if r is not None else float("nan")
     for m in METRICS:
         out[f"policy_{m}"] = round(q["policy_metrics"][m], 4)
         out[f"oracle_{m}"] = round(q["oracle"][m], 4)
@@ -294,19 +410,23 @@ def quality_metadata(q: dict[str, Any]) -> dict[str, float | int | str | bool]:
 def quality_table(q: dict[str, Any]) -> str:
     """Markdown table: one row per k — policy, model alone and oracle, expected and realised precision,
     ARR-weighted recall and the graded ratio."""
+    informed = all("informed_ratio_to_oracle" in v for v in q["by_k"].values())
     rows = [
         "| k | policy E[prec] | model E[prec] | oracle E[prec] | policy/oracle | model/oracle "
-        "| policy prec (90% CI) | oracle prec (90% CI) | policy ARR recall | oracle ARR recall |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        + ("| informed ceiling/oracle " if informed else "")
+        + "| policy prec (90% CI) | oracle prec (90% CI) | policy ARR recall | oracle ARR recall |",
+        "|---|---|---|---|---|---|" + ("---|" if informed else "") + "---|---|---|---|",
     ]
     for lab, v in q["by_k"].items():
+        ir = v.get("informed_ratio_to_oracle", {}).get(GRADED_METRIC) if informed else None
+        cell = (f"| {ir:.2f} " if ir is not None else "| n/a ") if informed else ""
         p, m, o = v["policy_metrics"], v["model_only"], v["oracle"]
         ci = v["precision_interval_90"]
         r, mr = v["ratio_to_oracle"][GRADED_METRIC], v["model_ratio_to_oracle"][GRADED_METRIC]
         rows.append(
             f"| {lab} ({v['k']}) | {p[GRADED_METRIC]:.3f} | {m[GRADED_METRIC]:.3f} | {o[GRADED_METRIC]:.3f} "
             f"| {r if r is not None else float('nan'):.2f} | {mr if mr is not None else float('nan'):.2f} "
-            f"| {p['precision_at_k']:.3f} ({ci['policy_metrics'][0]:.2f}-{ci['policy_metrics'][1]:.2f}) "
+            f"{cell}| {p['precision_at_k']:.3f} ({ci['policy_metrics'][0]:.2f}-{ci['policy_metrics'][1]:.2f}) "
             f"| {o['precision_at_k']:.3f} ({ci['oracle'][0]:.2f}-{ci['oracle'][1]:.2f}) "
             f"| {p['arr_recall']:.3f} | {o['arr_recall']:.3f} |"
         )

@@ -159,3 +159,70 @@ def test_k_and_interval_helpers():
     assert lo < 0.22 < hi and hi - lo > 0.15  # ~11 churners in a top-50: the realised ratio is noisy
     lo2, hi2 = wilson(33, 150)
     assert hi2 - lo2 < hi - lo
+
+
+def test_informed_ceiling_is_the_oracle_given_the_previous_months_state(tmp_path):
+    """The informed ceiling re-runs the sample world's latent process: on the snapshot's own state it
+    reproduces the stored oracle exactly; given the previous month's state it is the oracle averaged
+    over the transition kernel; it is reported beside the graded ratio (never above the oracle's
+    expected precision), and left out when the manifest does not describe the warehouse's world."""
+    from assets.features import FEATURES
+    from assets.sample_world import ORACLE
+    from revops_pipelines.agents.quality import informed_probabilities
+    from revops_pipelines.sample import generator as gen
+    from revops_pipelines.sample import latent as L
+
+    world = {"seed": 3, "accounts": 300, "start": "2024-01-01", "months": 24}
+    sim = gen.simulate(gen.WorldConfig(seed=3, accounts=300))
+    oracle = gen._oracle(sim, (90,))
+    snap = date(2025, 6, 1)
+    stored = oracle[oracle["snapshot_date"] == pd.Timestamp(snap)]
+    inf = informed_probabilities(world, snap)
+    m = stored.merge(inf, on="account_id", suffixes=("", "_rerun"))
+    assert len(m) == len(stored) == len(inf) > 100
+    np.testing.assert_allclose(m["churn_probability_rerun"], m["churn_probability"], atol=1e-12)
+    assert (m["informed_probability"] != m["churn_probability"]).mean() > 0.5
+
+    # brute force for a few accounts: the generator's oracle from every possible state of month k,
+    # weighted by the kernel row of the state in month k - 1
+    k = 17  # 2025-06 in a world starting 2024-01
+    s = int(sim.cal.month_start[k])
+    act = np.flatnonzero((sim.active_start <= s) & (sim.active_end > s) & (sim.cs <= s))
+    last_m = int(sim.cal.month_of(np.array([s + 90]))[0])
+    for i in act[sim.x[act, k - 1] >= 0][:5]:
+        raw = sim.plan_day[i, k : last_m + 1]
+        ints = np.where((raw > s) & (raw <= s + 90), sim.dec_int[i, k : last_m + 1], np.nan)
+        p_all = L.oracle_churn_probability(
+            np.arange(L.G), np.full(L.G, sim.seg[i]), np.full(L.G, sim.mu[i]), np.tile(ints, (L.G, 1))
+        )
+        expected = float(L.KERNELS[sim.seg[i], sim.x[i, k - 1]] @ p_all)
+        got = inf.loc[inf["account_id"] == str(sim.account_id[i]), "informed_probability"].item()
+        assert got == pytest.approx(expected, abs=1e-12)
+
+    w = DuckDBWarehouse(path=str(tmp_path / "q.duckdb"))
+    rows = stored.assign(snapshot_date=snap)
+    w.merge(ORACLE, rows[[c for c in ORACLE.column_names if c in rows.columns]])
+    w.merge(
+        FEATURES,
+        pd.DataFrame(
+            [
+                {c: None for c in FEATURES.column_names}
+                | {"account_id": a, "snapshot_date": snap, "arr": 1e4}
+                for a in rows["account_id"]
+            ]
+        ),
+    )
+    scores = rows[["account_id"]].assign(churn_score=rows["churn_probability"].to_numpy())
+    kw = {"policy": _churn_only_policy(), "scores": scores, "snapshot_date": snap}
+    q = decision_quality(w, 25, world=world, **kw)
+    assert q["informed_note"].startswith("exact")
+    for v in q["by_k"].values():
+        assert 0.3 < v["informed_ratio_to_oracle"]["expected_precision_at_k"] <= 1.0 + 1e-12
+    assert "informed ceiling/oracle" in quality_table(q)
+    assert quality_metadata(q)["informed_ceiling_vs_oracle"] == pytest.approx(
+        q["informed_ratio_to_oracle"]["expected_precision_at_k"], abs=1e-4
+    )
+    other = decision_quality(w, 25, world={**world, "seed": 4}, **kw)
+    assert other["informed"] is None and "does not reproduce" in other["informed_note"]
+    assert "informed" not in other["by_k"]["25"] and "informed ceiling" not in quality_table(other)
+    assert decision_quality(w, 25, **kw)["informed_note"] == "no sample world given"
