@@ -13,7 +13,7 @@ from pydantic import Field
 from revops_pipelines.checks import combine_checks, sql_check
 from revops_pipelines.kb.resource import KnowledgeBaseResource
 from revops_pipelines.kb.training import CALL_TOPICS, DECISION_EXAMPLES, REVENUE_EVENTS, TICKETS
-from revops_pipelines.raw import column_schema, merge_metadata
+from revops_pipelines.raw import merge_metadata, table_asset
 from revops_pipelines.warehouse import Warehouse
 
 GROUP = "training_data"
@@ -41,13 +41,11 @@ def _result(result, notes: dict, extra: dict | None = None) -> dg.MaterializeRes
     return dg.MaterializeResult(metadata=meta)
 
 
-@dg.asset(
-    name=TICKETS.name,
-    group_name=GROUP,
+@table_asset(
+    TICKETS,
     kinds={"python"},
     deps=["raw_sf_cases", "kb_content"],
     description=TICKETS.description + " Text = subject + description; time-based train/valid/test split.",
-    metadata={"dagster/column_schema": column_schema(TICKETS)},
 )
 def training_ticket_labels(
     config: SplitConfig, knowledge_base: KnowledgeBaseResource, warehouse: Warehouse
@@ -65,13 +63,11 @@ def training_ticket_labels(
     return _result(warehouse.replace_table(TICKETS, df), notes)
 
 
-@dg.asset(
-    name=CALL_TOPICS.name,
-    group_name=GROUP,
+@table_asset(
+    CALL_TOPICS,
     kinds={"python"},
     deps=["raw_gong_calls", "raw_gong_transcripts", "kb_content"],
     description=CALL_TOPICS.description + " Text = title, brief, key points and transcript.",
-    metadata={"dagster/column_schema": column_schema(CALL_TOPICS)},
 )
 def training_call_topics(
     config: SplitConfig, knowledge_base: KnowledgeBaseResource, warehouse: Warehouse
@@ -89,13 +85,10 @@ def training_call_topics(
     return _result(warehouse.replace_table(CALL_TOPICS, df), notes)
 
 
-@dg.asset(
-    name=REVENUE_EVENTS.name,
-    group_name=GROUP,
+@table_asset(
+    REVENUE_EVENTS,
     kinds={"python"},
     deps=["raw_sf_opportunities", "raw_billing_invoices", "raw_sf_accounts", "kb_content"],
-    description=REVENUE_EVENTS.description,
-    metadata={"dagster/column_schema": column_schema(REVENUE_EVENTS)},
 )
 def training_revenue_events(
     config: SplitConfig, knowledge_base: KnowledgeBaseResource, warehouse: Warehouse
@@ -128,13 +121,10 @@ class DecisionConfig(SplitConfig):
     )
 
 
-@dg.asset(
-    name=DECISION_EXAMPLES.name,
-    group_name=GROUP,
+@table_asset(
+    DECISION_EXAMPLES,
     kinds={"python"},
     deps=["account_features", "raw_sf_accounts", "raw_gong_calls", "raw_sf_opportunities", "kb_content"],
-    description=DECISION_EXAMPLES.description,
-    metadata={"dagster/column_schema": column_schema(DECISION_EXAMPLES)},
 )
 def training_decision_examples(
     config: DecisionConfig, knowledge_base: KnowledgeBaseResource, warehouse: Warehouse

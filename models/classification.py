@@ -10,7 +10,7 @@ from pydantic import Field
 
 from revops_pipelines.lazy import pd
 from revops_pipelines.model_store import ModelStore
-from revops_pipelines.raw import column_schema, merge_metadata
+from revops_pipelines.raw import merge_metadata, table_asset
 from revops_pipelines.warehouse import Warehouse, table
 
 TICKET_MODEL = "ticket_product_feature_clf"
@@ -119,13 +119,12 @@ def _metadata(metrics: dict, version: str, threshold: float) -> dict:
     }
 
 
-@dg.asset(
-    group_name="models",
+@table_asset(
+    TICKETS,
     kinds={"scikitlearn"},
     deps=["raw_sf_cases"],
     description=TICKETS.description
     + " Trained on the tickets' recorded feature, graded on the latest tickets.",
-    metadata={"dagster/column_schema": column_schema(TICKETS)},
 )
 def ticket_product_features(
     config: TextClassifierConfig, warehouse: Warehouse, model_store: ModelStore
@@ -167,13 +166,12 @@ def ticket_product_features(
     )
 
 
-@dg.asset(
-    group_name="models",
+@table_asset(
+    CALL_TOPICS,
     kinds={"scikitlearn"},
     deps=["raw_gong_transcripts", "raw_gong_calls"],
     description=CALL_TOPICS.description + " Sentence classifier trained on Gong's topic spans; small talk is "
     "'unknown' and not counted.",
-    metadata={"dagster/column_schema": column_schema(CALL_TOPICS)},
 )
 def call_topic_classifications(
     config: TextClassifierConfig, warehouse: Warehouse, model_store: ModelStore
@@ -214,13 +212,12 @@ def call_topic_classifications(
     )
 
 
-@dg.asset(
-    group_name="models",
+@table_asset(
+    REVENUE_EVENTS,
     kinds={"scikitlearn"},
     deps=["training_revenue_events"],
     description=REVENUE_EVENTS.description + " Trained on the knowledge base's labelled ARR movements "
     "(training_revenue_events: its 'train'/'valid' rows), graded on its 'test' rows.",
-    metadata={"dagster/column_schema": column_schema(REVENUE_EVENTS)},
 )
 def revenue_event_classifications(
     config: TextClassifierConfig, warehouse: Warehouse, model_store: ModelStore

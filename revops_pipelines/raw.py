@@ -41,6 +41,27 @@ def table_spec(
     )
 
 
+def table_asset(
+    schema: TableSchema,
+    *,
+    deps: Sequence[str],
+    kinds: set[str],
+    description: str | None = None,
+    **asset: Any,
+) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """The decorator of an asset that writes ``schema``'s table: named after the table, in its group,
+    with its column schema; ``description`` defaults to the table's. Anything else goes to ``dg.asset``."""
+    return dg.asset(
+        name=schema.name,
+        group_name=schema.group,
+        kinds=kinds,
+        deps=list(deps),
+        description=schema.description if description is None else description,
+        metadata={"dagster/column_schema": column_schema(schema)},
+        **asset,
+    )
+
+
 def request_metadata(stats) -> dict:
     """What a connector's requests cost in a run (the same keys for every vendor)."""
     return {
