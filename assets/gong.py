@@ -14,7 +14,7 @@ import dagster as dg
 from revops_pipelines.checks import combine_checks, not_null_check, references_check, sql_check, unique_check
 from revops_pipelines.connectors.gong import GongResource
 from revops_pipelines.lazy import pd
-from revops_pipelines.raw import checkpoint_result, request_metadata, sync_asset
+from revops_pipelines.raw import checkpoint_result, merge_quarantine, request_metadata, sync_asset
 from revops_pipelines.warehouse import Warehouse, table
 
 CALLS = table(
@@ -265,9 +265,7 @@ class WarehouseGongSink:
         self.counts["sentences"] += len(df)
 
     def write_quarantine(self, rows: list[dict]) -> None:
-        df = pd.DataFrame(rows, columns=QUARANTINE.column_names)
-        df["quarantined_at"] = pd.to_datetime(df["quarantined_at"], utc=True).dt.tz_localize(None)
-        self.wh.merge(QUARANTINE, df)
+        merge_quarantine(self.wh, QUARANTINE, rows)
         self.counts["quarantined"] += len(rows)
 
 

@@ -10,7 +10,7 @@ import dagster as dg
 from revops_pipelines.checks import combine_checks, references_check, sql_check, unique_check
 from revops_pipelines.connectors.hubspot import ENGAGEMENTS, HubSpotResource
 from revops_pipelines.lazy import pd
-from revops_pipelines.raw import checkpoint_result, request_metadata, sync_asset
+from revops_pipelines.raw import checkpoint_result, merge_quarantine, request_metadata, sync_asset
 from revops_pipelines.warehouse import Warehouse, table
 
 COMPANIES = table(
@@ -220,9 +220,7 @@ class WarehouseHubSpotSink:
         self.wh.execute(f"UPDATE {schema.name} SET archived = TRUE WHERE {where}", params)
 
     def write_quarantine(self, rows: list[dict]) -> None:
-        df = pd.DataFrame(rows, columns=QUARANTINE.column_names)
-        df["quarantined_at"] = pd.to_datetime(df["quarantined_at"], utc=True).dt.tz_localize(None)
-        self.wh.merge(QUARANTINE, df)
+        merge_quarantine(self.wh, QUARANTINE, rows)
 
 
 @sync_asset(

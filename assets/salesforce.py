@@ -9,7 +9,7 @@ import dagster as dg
 from revops_pipelines.checks import combine_checks, not_null_check, references_check, sql_check, unique_check
 from revops_pipelines.connectors.salesforce import SalesforceResource
 from revops_pipelines.lazy import pd
-from revops_pipelines.raw import checkpoint_result, request_metadata, sync_asset
+from revops_pipelines.raw import checkpoint_result, merge_quarantine, request_metadata, sync_asset
 from revops_pipelines.warehouse import Warehouse, table
 
 ACCOUNTS = table(
@@ -304,9 +304,7 @@ class WarehouseSalesforceSink:
         self.wh.merge(MAPPINGS[obj][0], frame(obj, records))
 
     def write_quarantine(self, rows: list[dict]) -> None:
-        df = pd.DataFrame(rows, columns=QUARANTINE.column_names)
-        df["quarantined_at"] = pd.to_datetime(df["quarantined_at"], utc=True).dt.tz_localize(None)
-        self.wh.merge(QUARANTINE, df)
+        merge_quarantine(self.wh, QUARANTINE, rows)
 
 
 TABLES = [ACCOUNTS, CONTACTS, OPPORTUNITIES, OPPORTUNITY_HISTORY, TASKS, CASES, QUARANTINE]

@@ -73,6 +73,15 @@ def request_metadata(stats) -> dict:
     }
 
 
+def merge_quarantine(warehouse: Warehouse, schema: TableSchema, rows: list[dict]) -> None:
+    """Merge a connector's quarantine rows (``quarantined_at`` ISO text, UTC) into ``schema``'s table."""
+    from revops_pipelines.lazy import pd
+
+    df = pd.DataFrame(rows, columns=schema.column_names)
+    df["quarantined_at"] = pd.to_datetime(df["quarantined_at"], utc=True).dt.tz_localize(None)
+    warehouse.merge(schema, df)
+
+
 def merge_metadata(result: MergeResult) -> dict:
     return {
         "dagster/row_count": dg.MetadataValue.int(result.total),

@@ -246,6 +246,32 @@ class StateStore:
         self.save(state)
 
 
+def quarantine_row(record: Any, reason: str, **key: Any) -> dict[str, Any]:
+    """A record that could not be loaded, as a row of the source's quarantine table: its ``key``
+    columns, the reason, the record as received (JSON, at most 10,000 characters) and when (UTC)."""
+    return {
+        **key,
+        "reason": reason,
+        "raw": json.dumps(record)[:10_000] if record is not None else None,
+        "quarantined_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def screen(
+    records: list[dict], reason_of: Callable[[dict], str | None], key_of: Callable[[dict], dict[str, Any]]
+) -> tuple[list[dict], list[dict[str, Any]]]:
+    """``records`` split into the valid ones and quarantine rows for the others (``reason_of`` says
+    why a record is not valid, ``None`` when it is; ``key_of`` gives a row's key columns)."""
+    good, bad = [], []
+    for rec in records:
+        reason = reason_of(rec)
+        if reason:
+            bad.append(quarantine_row(rec, reason, **key_of(rec)))
+        else:
+            good.append(rec)
+    return good, bad
+
+
 @dataclass(frozen=True)
 class SampleWorld:
     """The generated world a sample-mode resource serves through its loopback stand-in."""

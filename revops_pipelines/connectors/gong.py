@@ -43,6 +43,7 @@ from revops_pipelines.connectors.base import (
     StateStore,
     TransientError,
     call_with_retries,
+    quarantine_row,
 )
 from revops_pipelines.errors import ConfigurationError
 
@@ -329,19 +330,7 @@ class GongSync:
 
     # ---- details -------------------------------------------------------------------------------
     def _quarantine(self, call_id: str, stage: str, reason: str, raw: Any = None) -> None:
-        import json
-
-        self.sink.write_quarantine(
-            [
-                {
-                    "call_id": call_id,
-                    "stage": stage,
-                    "reason": reason,
-                    "raw": json.dumps(raw)[:10_000] if raw is not None else None,
-                    "quarantined_at": _iso(datetime.now(UTC)),
-                }
-            ]
-        )
+        self.sink.write_quarantine([quarantine_row(raw, reason, call_id=call_id, stage=stage)])
         self.summary.quarantined += 1
 
     def _done(self, call_id: str, stage: str) -> None:

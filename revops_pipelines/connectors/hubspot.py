@@ -40,6 +40,7 @@ from revops_pipelines.connectors.base import (
     StateStore,
     TransientError,
     call_with_retries,
+    screen,
 )
 
 SOURCE = "hubspot"
@@ -340,21 +341,11 @@ class HubSpotSync:
                 self.log(f"{e}; searching {object_type} again from {cp.get('since')}")
                 cp.update(after=None, query_since=cp.get("since"))
                 continue
-            good, bad = [], []
-            for rec in data.get("results") or []:
-                reason = validate_object(object_type, rec)
-                if reason:
-                    bad.append(
-                        {
-                            "object_type": object_type,
-                            "record_id": str(rec.get("id"))[:40],
-                            "reason": reason,
-                            "raw": json.dumps(rec)[:10_000],
-                            "quarantined_at": datetime.now(UTC).isoformat(),
-                        }
-                    )
-                else:
-                    good.append(rec)
+            good, bad = screen(
+                data.get("results") or [],
+                lambda rec: validate_object(object_type, rec),
+                lambda rec: {"object_type": object_type, "record_id": str(rec.get("id"))[:40]},
+            )
             if bad:
                 self.sink.write_quarantine(bad)
                 self.quarantined += len(bad)

@@ -43,6 +43,7 @@ from revops_pipelines.connectors.base import (
     StateStore,
     TransientError,
     call_with_retries,
+    screen,
 )
 
 SOURCE = "salesforce"
@@ -334,22 +335,13 @@ class SalesforceSync:
         self.quarantined = 0
 
     def _page(self, obj: str, page: dict, cp: dict, save: bool = True) -> None:
-        good, bad = [], []
-        for rec in page.get("records") or []:
-            reason = validate_record(rec)
-            if reason:
-                bad.append(
-                    {
-                        "object": obj,
-                        "record_id": str(rec.get("Id"))[:40],
-                        "reason": reason,
-                        "raw": json.dumps(rec)[:10_000],
-                        "quarantined_at": datetime.now(UTC).isoformat(),
-                    }
-                )
-            else:
-                rec.pop("attributes", None)
-                good.append(rec)
+        good, bad = screen(
+            page.get("records") or [],
+            validate_record,
+            lambda rec: {"object": obj, "record_id": str(rec.get("Id"))[:40]},
+        )
+        for rec in good:
+            rec.pop("attributes", None)
         if bad:
             self.sink.write_quarantine(bad)
             self.quarantined += len(bad)

@@ -106,3 +106,22 @@ def test_the_shared_fields_keep_their_run_config_names_and_defaults():
         assert fields["mode"].default_value == "sample" and fields["state_dir"].is_required
         assert (fields["max_attempts"].default_value, fields["backoff_s"].default_value) == (6, 0.5)
         assert cls.rate_field in fields
+
+
+def test_screen_keeps_valid_records_and_quarantines_the_rest_with_their_key_and_reason():
+    from datetime import UTC, datetime
+
+    from revops_pipelines.connectors.base import screen
+
+    records = [{"Id": "001A", "x": 1}, {"Id": None, "x": "y" * 20_000}, {"Id": "001B"}]
+    good, bad = screen(
+        records,
+        lambda r: None if r.get("Id") else "no Id",
+        lambda r: {"object": "Account", "record_id": str(r.get("Id"))[:40]},
+    )
+    assert good == [records[0], records[2]]
+    (row,) = bad
+    assert list(row) == ["object", "record_id", "reason", "raw", "quarantined_at"]
+    assert (row["object"], row["record_id"], row["reason"]) == ("Account", "None", "no Id")
+    assert len(row["raw"]) == 10_000 and row["raw"].startswith('{"Id": null')
+    assert (datetime.now(UTC) - datetime.fromisoformat(row["quarantined_at"])).total_seconds() < 60

@@ -1,5 +1,5 @@
-"""The vendor syncs declared through raw.sync_asset: one multi-asset per source over its raw tables,
-with the blocking checkpoint_fresh check the sync answers."""
+"""The asset factories of revops_pipelines.raw: the vendor syncs (sync_asset, one multi-asset per source over
+its raw tables with the blocking checkpoint_fresh check) and the table-writing assets (table_asset)."""
 
 import dagster as dg
 import pytest
@@ -44,3 +44,20 @@ def test_gong_is_partitioned_by_day_and_backfills_in_one_run():
         assert all(
             {d.asset_key.to_user_string() for d in s.deps} == {"sample_world"} for s in module.ASSETS[0].specs
         )
+
+
+def test_a_table_asset_is_named_grouped_and_described_after_its_table():
+    from kb_assets import training
+    from models import classification
+    from revops_pipelines.kb import training as kb_training
+
+    for assets, tables, kinds in (
+        (training.ASSETS, kb_training.TABLES, {"python"}),
+        (classification.ASSETS, classification.TABLES, {"scikitlearn"}),
+    ):
+        for asset, schema in zip(assets, tables, strict=True):
+            (spec,) = asset.specs
+            assert spec.key == dg.AssetKey(schema.name) and spec.group_name == schema.group
+            assert spec.kinds == kinds and spec.description.startswith(schema.description)
+            columns = [c.name for c in spec.metadata["dagster/column_schema"].columns]
+            assert columns == schema.column_names
