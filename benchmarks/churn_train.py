@@ -72,6 +72,8 @@ def _fit(df, oracle):
     from models.churn import ChurnTrainConfig, lgbm_params, model_features
 
     cfg = ChurnTrainConfig(num_threads=1)  # one thread on both sides: OpenMP timing on a busy host is noise
+    global _last_cpu
+    c = time.process_time()
     t = time.perf_counter()
     fit = lib.fit_churn(
         df,
@@ -85,7 +87,12 @@ def _fit(df, oracle):
         oracle=oracle,
         model="lgbm",  # the timed path: LightGBM only (see the module docstring)
     )
-    return time.perf_counter() - t, fit, cfg
+    wall = time.perf_counter() - t
+    _last_cpu = time.process_time() - c
+    return wall, fit, cfg
+
+
+_last_cpu = 0.0  # CPU seconds of the last _fit / _raw call (all threads of this process)
 
 
 def _raw(df, fit, cfg) -> float:
@@ -97,29 +104,47 @@ def _raw(df, fit, cfg) -> float:
     train = lib.derive_features(df[df["snapshot_date"].isin(fit.split.train_snapshots)], HORIZON)
     x = fit.encoder.transform(train)
     y = train["churned_in_horizon"].astype(int).to_numpy()
+    global _last_cpu
+    c = time.process_time()
     t = time.perf_counter()
     ds = lgb.Dataset(x, label=y, categorical_feature=fit.encoder.categorical)
     lgb.train(lgbm_params(cfg, len(df)), ds, num_boost_round=cfg.num_boost_round)
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    _last_cpu = time.process_time() - c
+    return wall
 
 
-def bench_churn_train(sizes: tuple[int, ...] = SIZES, repeats: int = 2) -> dict:
-    """Best of ``repeats`` (interleaved) at the largest size, so a busy machine hurts both sides alike."""
+def bench_churn_train(sizes: tuple[int, ...] = SIZES, repeats: int = 3) -> dict:
+    """Best of ``repeats`` (interleaved) at the largest size, so a busy machine hurts both sides alike.
+
+    Wall time is the figure; the CPU seconds of both sides are reported next to it (``ratio_cpu``):
+    on one thread each they measure the same work without the scheduler's share of a busy machine,
+    which is what makes single wall-time runs swing (a side that ran while other processes were
+    busy took up to twice as long as the same work a minute later)."""
     scaling = {}
     result: dict = {}
     for rows in sizes:
         df, oracle = synthetic_matrix(rows)
         project, fit, cfg = _fit(df, oracle)
         if rows == max(sizes):
-            baseline = _raw(df, fit, cfg)
-            for _ in range(repeats - 1):
-                project = min(project, _fit(df, oracle)[0])
-                baseline = min(baseline, _raw(df, fit, cfg))
+            runs = {"project": [project], "baseline": [], "project_cpu": [_last_cpu], "baseline_cpu": []}
+            for i in range(repeats):
+                if i:
+                    runs["project"].append(_fit(df, oracle)[0])
+                    runs["project_cpu"].append(_last_cpu)
+                runs["baseline"].append(_raw(df, fit, cfg))
+                runs["baseline_cpu"].append(_last_cpu)
+            project, baseline = min(runs["project"]), min(runs["baseline"])
+            project_cpu, baseline_cpu = min(runs["project_cpu"]), min(runs["baseline_cpu"])
             m = fit.metrics
             result = {
                 "project": project,
                 "baseline": baseline,
                 "ratio": project / baseline,
+                "project_cpu": project_cpu,
+                "baseline_cpu": baseline_cpu,
+                "ratio_cpu": project_cpu / baseline_cpu,
+                "runs": {k: [round(v, 3) for v in vs] for k, vs in runs.items()},
                 "rows": rows,
                 "train_rows": fit.rows["train"],
                 "auc_over_oracle": m["model"]["auc"] / m["oracle"]["auc"],
