@@ -53,12 +53,15 @@ def _fresh_process_seconds(codes: dict[str, str], repeats: int = 9) -> dict[str,
     interpreter's teardown (which is not loading, and is dominated by a final pass of the garbage
     collector). One warm-up run each (it compiles the bytecode), then the sides are interleaved so a
     change in machine load during the measurement hits all of them alike."""
+    import resource
+
     done = "; import time as _t; print(_t.monotonic_ns())"
-    times: dict[str, dict[str, list[float]]] = {name: {"load": [], "exit": []} for name in codes}
+    times: dict[str, dict[str, list[float]]] = {name: {"load": [], "exit": [], "cpu": []} for name in codes}
     with tempfile.TemporaryDirectory() as pycache:
         env = _fresh_process_env(pycache)
         for i in range(repeats + 1):
             for name, code in codes.items():
+                used = resource.getrusage(resource.RUSAGE_CHILDREN)
                 start = time.monotonic_ns()
                 out = subprocess.run(
                     [sys.executable, "-c", code + done],
@@ -70,9 +73,13 @@ def _fresh_process_seconds(codes: dict[str, str], repeats: int = 9) -> dict[str,
                     text=True,
                 ).stdout
                 end = time.monotonic_ns()
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 if i:  # the first round is the warm-up
                     times[name]["load"].append((int(out.split()[-1]) - start) / 1e9)
                     times[name]["exit"].append((end - start) / 1e9)
+                    # the child's CPU seconds (user + system, whole process): the same work whatever
+                    # share of the cores the scheduler gave it on a busy machine
+                    times[name]["cpu"].append(after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime)
     return {name: {k: statistics.median(v) for k, v in t.items()} for name, t in times.items()}
 
 
@@ -89,6 +96,9 @@ def bench_defs_load() -> dict:
         "project_with_exit": t["project"]["exit"],
         "baseline_with_exit": t["baseline"]["exit"],
         "ratio_with_exit": t["project"]["exit"] / t["baseline"]["exit"],
+        "project_cpu": t["project"]["cpu"],
+        "baseline_cpu": t["baseline"]["cpu"],
+        "ratio_cpu": t["project"]["cpu"] / t["baseline"]["cpu"],
         "method": "median of 9 interleaved fresh processes each (launch until loaded), "
         "same interpreter and flags, bytecode cached in a private folder after a warm-up run",
     }
