@@ -32,7 +32,10 @@ grade is out of sample; without a model (given ``scores``) the latest ``snapshot
 Churn scores come from ``churn_scores`` when it holds the snapshot, else from scoring
 ``account_features`` with the serving model (``model_store``). Every account with features and an
 oracle row is ranked (the policy's churn-score gate and ``max_accounts`` are selection rules of the
-live run, not of the ranking being graded).
+live run, not of the ranking being graded). The graded ranking is the policy's priority (risk ×
+value), the order the team acts in, not its risk alone: a value weighting (ARR) that departs from the
+probability order costs graded precision by design, which is why the churn-prevention policy keeps it
+mild; the model-alone ranking is reported beside it.
 """
 
 from __future__ import annotations
