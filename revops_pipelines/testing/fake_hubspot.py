@@ -70,10 +70,16 @@ class FakeHubSpot(LoopbackServer):
         associations: list[dict] | None = None,
         max_batch_inputs: int = 1_000,
         association_page_size: int = 500,
+        copy: bool = True,
         **kw: Any,
     ):
         super().__init__(**kw)
-        self.objects = {k: [json.loads(json.dumps(r)) for r in v] for k, v in objects.items()}
+        # copy=False: the records (and association types) are the server's own from now on — what
+        # from_world does with what it has just read, so a large world is not held twice
+        self._copy = copy
+        self.objects = (
+            {k: [json.loads(json.dumps(r)) for r in v] for k, v in objects.items()} if copy else objects
+        )
         self.token = token
         self.max_results = max_results
         self.served: Counter[str] = Counter()
@@ -101,17 +107,19 @@ class FakeHubSpot(LoopbackServer):
         for path in sorted((Path(root) / "hubspot").glob("*.jsonl")):
             with path.open(encoding="utf-8") as fh:
                 objects[path.stem] = [json.loads(line) for line in fh if line.strip()]
-        return cls(objects, associations=objects.pop("associations", []), **kw)
+        return cls(objects, associations=objects.pop("associations", []), copy=False, **kw)
 
     def associate(
         self, from_type: str, from_id: str, to_type: str, to_id: str, types: list[dict] | None = None
     ) -> None:
         """Link two records (both directions, as HubSpot associations are)."""
         types = types or [{"category": "HUBSPOT_DEFINED", "typeId": 0, "label": None}]
+        if self._copy:
+            types = json.loads(json.dumps(types))
         for a, a_id, b, b_id in ((from_type, from_id, to_type, to_id), (to_type, to_id, from_type, from_id)):
             rows = self.links.setdefault((CANONICAL[a], CANONICAL[b]), {}).setdefault(a_id, [])
             rows[:] = [r for r in rows if r["toObjectId"] != b_id]
-            rows.append({"toObjectId": b_id, "associationTypes": json.loads(json.dumps(types))})
+            rows.append({"toObjectId": b_id, "associationTypes": types})  # both directions share it
 
     def handle(self, req: Request) -> Reply:
         if (req.headers.get("Authorization") or "") != f"Bearer {self.token}":

@@ -65,10 +65,12 @@ class FakeSalesforce(LoopbackServer):
         client_secret: str = "sf-secret",
         page_size: int = 2000,
         version: str = "60.0",
+        copy: bool = True,
         **kw: Any,
     ):
         super().__init__(**kw)
-        self.objects = {k: [dict(r) for r in v] for k, v in objects.items()}
+        # copy=False: the records are the server's own (from_world: a large world is not held twice)
+        self.objects = {k: [dict(r) for r in v] for k, v in objects.items()} if copy else objects
         self.client_id, self.client_secret = client_id, client_secret
         self.page_size = page_size
         self.version = version
@@ -85,7 +87,7 @@ class FakeSalesforce(LoopbackServer):
                 continue
             with path.open(encoding="utf-8") as fh:
                 objects[name] = [json.loads(line) for line in fh if line.strip()]
-        return cls(objects, **kw)
+        return cls(objects, copy=False, **kw)
 
     # ---- changes a user would make --------------------------------------------------------------
     def _find(self, record_id: str) -> dict:
