@@ -22,7 +22,8 @@ also for the **informed ceiling**: the exact churn probability given the latent 
 the month *before* the snapshot (``E[oracle | mu, x_(k-1)]``, from the generator's own process, see
 :func:`informed_probabilities`). The oracle knows the health of the month that starts on the snapshot
 date, which no data dated before it reveals; the informed ceiling knows everything up to the previous
-month exactly (no noise, no estimation), so it bounds what a model of the vendor data can reach
+month exactly (no noise, no estimation), so it bounds what a model of the vendor data can reach,
+apart from what the snapshot day itself (the new month's first day) shows
 (``informed_ratio_to_oracle``; it is reported, not graded). The goal (policy ≥ 0.9 × oracle expected
 precision@k) is met only if it holds at **every** ``k`` reported (``goal_met``), so it cannot be met
 by choosing ``k``.
