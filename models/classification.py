@@ -8,6 +8,7 @@ recall on the later rows (time split), and every prediction below the confidence
 import dagster as dg
 from pydantic import Field
 
+from revops_pipelines.kb.resource import KnowledgeBaseResource
 from revops_pipelines.lazy import pd
 from revops_pipelines.model_store import ModelStore
 from revops_pipelines.raw import merge_metadata, table_asset
@@ -75,11 +76,14 @@ REVENUE_EVENTS = table(
 )
 
 
-def _taxonomy(name: str):
+def _taxonomy(knowledge_base: KnowledgeBaseResource | None, name: str):
+    """A taxonomy of the knowledge base in use: a tenant's overlay or content root included, the same
+    one the training sets (kb_assets/training.py) label with; the shipped one without a resource."""
     from revops_pipelines.kb.documents import default_kb_root
     from revops_pipelines.kb.taxonomy import load_taxonomies
 
-    return load_taxonomies(default_kb_root() / "taxonomies")[name]
+    root = knowledge_base.root() if knowledge_base is not None else default_kb_root()
+    return load_taxonomies(root / "taxonomies")[name]
 
 
 def _register(
@@ -127,7 +131,10 @@ def _metadata(metrics: dict, version: str, threshold: float) -> dict:
     + " Trained on the tickets' recorded feature, graded on the latest tickets.",
 )
 def ticket_product_features(
-    config: TextClassifierConfig, warehouse: Warehouse, model_store: ModelStore
+    config: TextClassifierConfig,
+    warehouse: Warehouse,
+    model_store: ModelStore,
+    knowledge_base: KnowledgeBaseResource,
 ) -> dg.MaterializeResult:
     from models.churn_lib import fingerprint
     from models.text_classifier import UNKNOWN, fit_text_classifier
@@ -137,7 +144,9 @@ def ticket_product_features(
         "SELECT case_id, account_id, subject || '. ' || COALESCE(description, '') AS text, product_feature, "
         "created_at FROM raw_sf_cases WHERE NOT is_deleted ORDER BY created_at, case_id"
     )
-    labels = TaxonomyLabels(_taxonomy("product_features"), roots_only=True).series(cases["product_feature"])
+    labels = TaxonomyLabels(_taxonomy(knowledge_base, "product_features"), roots_only=True).series(
+        cases["product_feature"]
+    )
     labels = labels.fillna(UNKNOWN)
     model, metrics = fit_text_classifier(
         cases["text"],
@@ -174,7 +183,10 @@ def ticket_product_features(
     "'unknown' and not counted.",
 )
 def call_topic_classifications(
-    config: TextClassifierConfig, warehouse: Warehouse, model_store: ModelStore
+    config: TextClassifierConfig,
+    warehouse: Warehouse,
+    model_store: ModelStore,
+    knowledge_base: KnowledgeBaseResource,
 ) -> dg.MaterializeResult:
     from models.churn_lib import fingerprint
     from models.text_classifier import UNKNOWN, fit_text_classifier
@@ -184,7 +196,11 @@ def call_topic_classifications(
         "SELECT t.call_id, t.seq, t.text, t.topic, g.account_id, g.started FROM raw_gong_transcripts t "
         "JOIN raw_gong_calls g ON g.call_id = t.call_id ORDER BY g.started, t.call_id, t.seq"
     )
-    labels = TaxonomyLabels(_taxonomy("call_topics"), roots_only=True).series(rows["topic"]).fillna(UNKNOWN)
+    labels = (
+        TaxonomyLabels(_taxonomy(knowledge_base, "call_topics"), roots_only=True)
+        .series(rows["topic"])
+        .fillna(UNKNOWN)
+    )
     model, metrics = fit_text_classifier(
         rows["text"],
         labels,
@@ -220,13 +236,16 @@ def call_topic_classifications(
     "(training_revenue_events: its 'train'/'valid' rows), graded on its 'test' rows.",
 )
 def revenue_event_classifications(
-    config: TextClassifierConfig, warehouse: Warehouse, model_store: ModelStore
+    config: TextClassifierConfig,
+    warehouse: Warehouse,
+    model_store: ModelStore,
+    knowledge_base: KnowledgeBaseResource,
 ) -> dg.MaterializeResult:
     from models.churn_lib import fingerprint
     from models.text_classifier import UNKNOWN, fit_record_classifier
 
     df = warehouse.query("SELECT * FROM training_revenue_events ORDER BY event_date, event_id")
-    known = set(_taxonomy("revenue_events").nodes)
+    known = set(_taxonomy(knowledge_base, "revenue_events").nodes)
     labels = df["label"].where(df["label"].isin(known), UNKNOWN).astype(str)
     model, metrics = fit_record_classifier(
         df, labels, df["split"] != "test", numeric=REVENUE_NUMERIC, categorical=REVENUE_CATEGORICAL,

@@ -5,6 +5,7 @@ numbered by their mean utilisation, so cluster 0 is always the least engaged).""
 import dagster as dg
 from pydantic import Field
 
+from revops_pipelines.kb.resource import KnowledgeBaseResource
 from revops_pipelines.lazy import np, pd
 from revops_pipelines.raw import column_schema, merge_metadata
 from revops_pipelines.warehouse import Warehouse, table
@@ -92,7 +93,9 @@ def cluster_names(centroids) -> list[str]:
     description=SEGMENTS.description,
     metadata={"dagster/column_schema": column_schema(SEGMENTS)},
 )
-def account_segments(config: SegmentationConfig, warehouse: Warehouse) -> dg.MaterializeResult:
+def account_segments(
+    config: SegmentationConfig, warehouse: Warehouse, knowledge_base: KnowledgeBaseResource
+) -> dg.MaterializeResult:
     import json
 
     from models.classification import _taxonomy
@@ -103,7 +106,7 @@ def account_segments(config: SegmentationConfig, warehouse: Warehouse) -> dg.Mat
     )
     if df.empty:
         raise dg.Failure("account_features is empty: materialise its partitions first")
-    tax = _taxonomy("customer_segmentation")
+    tax = _taxonomy(knowledge_base, "customer_segmentation")
     sizes = {n.id for n in tax.roots() if n.rules}
     plans = {n.id for n in tax.children("segment.plan")}
     behaviours = {n.id for n in tax.children("segment.behaviour")}

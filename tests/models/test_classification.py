@@ -11,6 +11,7 @@ import pytest
 
 from models import classification, segmentation
 from models.text_classifier import UNKNOWN, fit_text_classifier, per_class_metrics
+from revops_pipelines.kb.resource import KnowledgeBaseResource
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def training_revenue_events(world):
         wh.query(
             "SELECT account_id, seats, arr, billing_frequency FROM raw_sf_accounts WHERE NOT is_deleted"
         ),
-        classification._taxonomy("revenue_events"),
+        classification._taxonomy(None, "revenue_events"),
     )
     wh.replace_table(REVENUE_EVENTS, df)
     return df
@@ -43,7 +44,11 @@ def materialised(world, training_revenue_events, tmp_path_factory):
     store = ModelStore(uri=str(tmp_path_factory.mktemp("clf_models")))
     result = dg.materialize(
         [*classification.ASSETS, *segmentation.ASSETS],
-        resources={"warehouse": world["warehouse"], "model_store": store},
+        resources={
+            "warehouse": world["warehouse"],
+            "model_store": store,
+            "knowledge_base": KnowledgeBaseResource(uri=str(tmp_path_factory.mktemp("clf_kb"))),
+        },
     )
     assert result.success
     mats = {
@@ -75,7 +80,7 @@ def test_classifiers_write_taxonomy_labels_and_report_per_class_metrics(
     assert md["holdout_accuracy"].value > 0.7
     out = wh.query(f"SELECT * FROM {table}")  # noqa: S608 - fixed table names
     assert len(out) > 0
-    allowed = set(classification._taxonomy(taxonomy).nodes) | {UNKNOWN}
+    allowed = set(classification._taxonomy(None, taxonomy).nodes) | {UNKNOWN}
     assert set(out[column]) <= allowed
     assert out["model_version"].eq(md["model_version"].value).all()
     name = {
@@ -85,6 +90,37 @@ def test_classifiers_write_taxonomy_labels_and_report_per_class_metrics(
     }[asset]
     meta = store.meta(name, md["model_version"].value)
     assert meta["metrics"]["per_class"] and meta["params"]["threshold"] == 0.5 and meta["data_fingerprint"]
+
+
+def test_classifiers_label_with_the_knowledge_base_in_use_not_the_shipped_one(materialised, tmp_path):
+    """A tenant's content root (or overlay) is what the training sets label with; the classifiers
+    must use the same taxonomies: drop the Dashboards subtree and no ticket is classified into it."""
+    import shutil
+
+    import yaml
+
+    from revops_pipelines.kb.documents import default_kb_root
+    from revops_pipelines.model_store import ModelStore
+
+    mats, _, wh = materialised
+    gone = "product_feature.dashboards"
+    assert gone in set(
+        wh.query("SELECT product_feature_id FROM ticket_product_features")["product_feature_id"]
+    )
+    root = tmp_path / "content"
+    shutil.copytree(default_kb_root() / "taxonomies", root / "taxonomies")
+    path = root / "taxonomies" / "product_features.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["taxonomy"]["nodes"] = [n for n in doc["taxonomy"]["nodes"] if not n["id"].startswith(gone)]
+    path.write_text(yaml.safe_dump(doc))
+    kb = KnowledgeBaseResource(uri=str(tmp_path / "kb"), content_root=str(root))
+    result = dg.materialize(
+        [classification.ticket_product_features],
+        resources={"warehouse": wh, "model_store": ModelStore(uri=str(tmp_path / "m")), "knowledge_base": kb},
+    )
+    assert result.success
+    labels = set(wh.query("SELECT product_feature_id FROM ticket_product_features")["product_feature_id"])
+    assert gone not in labels and UNKNOWN in labels
 
 
 def test_call_topic_shares_sum_to_one_per_call(materialised):
@@ -118,10 +154,10 @@ def test_low_confidence_is_unknown_and_counts_as_right_for_unlabelled_rows():
     assert m["per_class"]["b"]["recall"] == 0.0 and m["coverage"] == pytest.approx(1 / 3)
 
 
-def test_segments_follow_the_taxonomy_and_clusters_are_stable(materialised, world):
+def test_segments_follow_the_taxonomy_and_clusters_are_stable(materialised, world, tmp_path):
     mats, _, wh = materialised
     seg = wh.query("SELECT * FROM account_segments ORDER BY account_id")
-    tax = classification._taxonomy("customer_segmentation")
+    tax = classification._taxonomy(None, "customer_segmentation")
     assert set(seg["size_segment"].dropna()) <= {n.id for n in tax.roots() if n.rules}
     for s in seg["behaviour_segments"]:
         assert all(b.startswith("segment.behaviour.") for b in json.loads(s))
@@ -130,7 +166,10 @@ def test_segments_follow_the_taxonomy_and_clusters_are_stable(materialised, worl
     big = seg[seg["size_segment"] == "segment.enterprise"]["account_id"]
     assert (emp.loc[big] >= 1000).all()
     # a second run assigns every account to the same cluster, numbered the same way
-    again = dg.materialize(segmentation.ASSETS, resources={"warehouse": wh})
+    again = dg.materialize(
+        segmentation.ASSETS,
+        resources={"warehouse": wh, "knowledge_base": KnowledgeBaseResource(uri=str(tmp_path / "kb"))},
+    )
     assert again.success
     seg2 = wh.query("SELECT * FROM account_segments ORDER BY account_id")
     assert seg2["cluster"].tolist() == seg["cluster"].tolist()
@@ -153,7 +192,7 @@ def test_segmentation_rule_record_maps_feature_names_to_taxonomy_fields():
         {"employees": 1500, "plan": "Scale", "util_30d": 0.8, "usage_trend": 0.7, "days_since_active": 40}
     )
     assert rec["usage_trend_90d"] == pytest.approx(-0.3)
-    ids = classification._taxonomy("customer_segmentation").classify(rec)
+    ids = classification._taxonomy(None, "customer_segmentation").classify(rec)
     assert {
         "segment.enterprise",
         "segment.plan.scale",

@@ -21,6 +21,7 @@ def test_models_modules_import_no_heavy_library():
 
 def test_models_definitions_resolve(tmp_path):
     from models import churn, classification, segmentation
+    from revops_pipelines.kb.resource import KnowledgeBaseResource
     from revops_pipelines.model_store import ModelStore
     from revops_pipelines.warehouse.duckdb import DuckDBWarehouse
 
@@ -34,6 +35,7 @@ def test_models_definitions_resolve(tmp_path):
         resources={
             "warehouse": DuckDBWarehouse(path=str(tmp_path / "w.duckdb")),
             "model_store": ModelStore(uri=str(tmp_path / "m")),
+            "knowledge_base": KnowledgeBaseResource(uri=str(tmp_path / "kb")),
         },
     )
     assert defs.resolve_job_def("retrain_churn_snapshots")
