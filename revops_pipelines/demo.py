@@ -166,6 +166,12 @@ def print_summary(s: dict[str, Any]) -> None:
                 f"{q['worst_ratio_over_k']:.2f} — goal 0.9 "
                 + ("met" if q.get("decision_quality_goal_met") else "not met")
             )
+        if "informed_ceiling_vs_oracle" in q:
+            print(
+                f"  informed ceiling: {q['informed_ceiling_vs_oracle']:.2f} of the oracle at "
+                f"k={q['decision_quality_k']} for the exact probability given the latent state up to the "
+                "month before the snapshot (reported, not graded)"
+            )
     print(f"\nDecisions made: {sum(s['decisions'].values())} {s['decisions']}")
     print("Actions taken:")
     for a in s["actions"]:
