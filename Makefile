@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed
 export REVOPS_HOME ?= $(CURDIR)/.revops
 DAGSTER_HOME ?= $(REVOPS_HOME)/dagster_home
 PORT ?= 3000
+WEBHOOK_PORT ?= 8787
 
 .PHONY: install demo test test-fast dev lint format validate bench clean system-deps dashboard
 
@@ -28,10 +29,14 @@ test: install
 test-fast: install
 	$(BIN)/pytest -q -m "not slow"
 
-## Dagster UI + daemon on workspace.yaml (run `make demo` first to see its materialisations)
+## Dagster UI + daemon on workspace.yaml (run `make demo` first to see its materialisations); the
+## webhook receiver alongside on WEBHOOK_PORT when a REVOPS_WEBHOOK_SECRET_<SOURCE> is set
 dev: install
 	mkdir -p $(DAGSTER_HOME)
 	test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
+	if env | grep -q '^REVOPS_WEBHOOK_SECRET_'; then \
+	  $(BIN)/revops webhook serve --port $(WEBHOOK_PORT) & trap "kill $$! 2>/dev/null" EXIT INT TERM; \
+	else echo "webhook receiver not started: no REVOPS_WEBHOOK_SECRET_<SOURCE> set"; fi; \
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 validate: install
