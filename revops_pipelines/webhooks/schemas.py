@@ -165,36 +165,41 @@ def _snake(s: str) -> str:
     return re.sub(r"(?<!^)([A-Z])", r"_\1", s).lower().replace(".", "_")
 
 
+def _envelope_events(source: str, env: Envelope, doc: Any, raw: bytes | None) -> list[NewEvent]:
+    """The event of a valid generic/Gong envelope, once its type, entity and data check out; stored as
+    received (``raw``) when given, else as ``doc``."""
+    et = EVENT_TYPES.get(env.event_type)
+    if et is None or source not in et.sources:
+        known = sorted(n for n, t in EVENT_TYPES.items() if source in t.sources)
+        raise ValidationFailed(
+            "payload",
+            [f"event_type: unknown event type {env.event_type!r} for {source} (one of {known})"],
+        )
+    if env.entity.type not in et.entity_types:
+        raise ValidationFailed(
+            "payload", [f"entity.type: {env.event_type} needs an entity of type {list(et.entity_types)}"]
+        )
+    _validate(et.data, env.data, "data.")
+    return [
+        NewEvent(
+            source,
+            env.event_id,
+            env.event_type,
+            env.entity.type,
+            env.entity.id,
+            env.occurred_at.isoformat(),
+            None if raw is not None else doc,
+            raw.decode() if raw is not None else None,
+        )
+    ]
+
+
 def normalise(source: str, doc: Any, raw: bytes | None = None) -> list[NewEvent] | Challenge:
     """Validate ``doc`` (parsed JSON) for ``source`` and turn it into events to store. A generic/Gong
     event is stored as received (``raw``, the request body, when given); Slack's and HubSpot's are
     stored as validated (Slack's legacy ``token`` dropped; one row per HubSpot event)."""
     if source in ("generic", "gong"):
-        env = _validate(Envelope, doc)
-        et = EVENT_TYPES.get(env.event_type)
-        if et is None or source not in et.sources:
-            known = sorted(n for n, t in EVENT_TYPES.items() if source in t.sources)
-            raise ValidationFailed(
-                "payload",
-                [f"event_type: unknown event type {env.event_type!r} for {source} (one of {known})"],
-            )
-        if env.entity.type not in et.entity_types:
-            raise ValidationFailed(
-                "payload", [f"entity.type: {env.event_type} needs an entity of type {list(et.entity_types)}"]
-            )
-        _validate(et.data, env.data, "data.")
-        return [
-            NewEvent(
-                source,
-                env.event_id,
-                env.event_type,
-                env.entity.type,
-                env.entity.id,
-                env.occurred_at.isoformat(),
-                doc,
-                raw.decode() if raw is not None else None,
-            )
-        ]
+        return _envelope_events(source, _validate(Envelope, doc), doc, raw)
     if source == "slack":
         if isinstance(doc, dict) and doc.get("type") == "url_verification":
             return Challenge(_validate(SlackUrlVerification, doc).challenge)
@@ -248,37 +253,18 @@ def _parse(body: bytes) -> Any:
 
 
 def normalise_json(source: str, body: bytes) -> list[NewEvent] | Challenge:
-    """:func:`normalise` of a request body. A valid generic/Gong envelope is parsed and validated in
-    one pass (pydantic's JSON parser) and stored verbatim; anything else — other sources, or a body
-    that fails that pass — goes through ``json.loads`` + :func:`normalise`, so the answer is the same
+    """:func:`normalise` of a request body. A generic/Gong envelope is parsed and validated in one pass
+    (pydantic's JSON parser) and stored verbatim; anything else — other sources, or a body that is not
+    JSON or not an envelope — goes through ``json.loads`` + :func:`normalise`, so the answer is the same
     (``ValidationFailed`` with ``what == MALFORMED`` for a body that is not JSON, line and column given;
     the schema problems otherwise)."""
     if source in ("generic", "gong"):
         try:
             env = Envelope.model_validate_json(body)
         except ValidationError:
-            pass  # fall through: the slow path words the error exactly as before
+            pass  # not JSON, or not an envelope: the slow path words the error exactly as before
         else:
-            et = EVENT_TYPES.get(env.event_type)
-            if et is not None and source in et.sources and env.entity.type in et.entity_types:
-                try:
-                    et.data.model_validate(env.data)
-                except ValidationError:
-                    pass
-                else:
-                    text = body.decode()
-                    return [
-                        NewEvent(
-                            source,
-                            env.event_id,
-                            env.event_type,
-                            env.entity.type,
-                            env.entity.id,
-                            env.occurred_at.isoformat(),
-                            None,  # stored verbatim: payload_json
-                            text,
-                        )
-                    ]
+            return _envelope_events(source, env, None, body)
     return normalise(source, _parse(body), body)
 
 
