@@ -34,9 +34,6 @@ def webhook_serve(host: str, port: int, log_level: str) -> None:
     )
     if missing:
         click.echo(f"  not configured (answer 503): set {', '.join(missing)}")
-    # The sync thread needs the GIL back briefly after each fsync to answer its batch; with the
-    # default 5 ms switch interval a busy event loop would make every acknowledgement wait that long.
-    sys.setswitchinterval(0.0005)
     uvicorn.run(
         create_app(settings),
         host=host,

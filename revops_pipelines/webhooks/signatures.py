@@ -41,7 +41,7 @@ class SignatureError(Exception):
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
-    value = headers.get(name) or headers.get(name.lower())
+    value = headers.get(name.lower()) or headers.get(name)  # ASGI servers give lower-case names
     if not value:
         raise SignatureError("missing_header", f"missing header {name}")
     return value

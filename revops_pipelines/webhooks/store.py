@@ -321,7 +321,7 @@ class GroupCommitWriter:
     """
 
     def __init__(
-        self, store: EventStore, max_batch: int = 2048, checkpoint_bytes: int = 16 << 20, max_syncs: int = 2
+        self, store: EventStore, max_batch: int = 2048, checkpoint_bytes: int = 16 << 20, max_syncs: int = 1
     ):
         self.store, self.max_batch, self.checkpoint_bytes = store, max_batch, checkpoint_bytes
         self.max_syncs = max_syncs
