@@ -7,8 +7,15 @@ killed process and a power cut.
 * ``events`` — one row per ``(source, event_id)`` (a duplicate delivery is acknowledged and not stored
   again), in arrival order (``seq``), with ``status``: ``received`` → ``submitted`` (the sensor emitted
   its run requests) → ``processed`` (the runs exist), or ``dead_letter`` with a ``reason``.
-* ``nonces`` — nonces of the generic/Gong scheme, per source, kept for twice the timestamp window;
-  a nonce seen before is a replay and the whole request is refused.
+* nonces of the generic/Gong scheme: a nonce seen before within twice the timestamp window is a replay
+  and the whole request is refused (409). The store keeps them in memory (:class:`_Nonces`), and each
+  stored event keeps its request's nonce (``events.nonce``), from which a restarted store reloads the
+  window — so the replay of a request that stored an event is refused across restarts too (one whose
+  events were all duplicates leaves no row: replayed after a restart it is acknowledged as the
+  duplicate it is, and stores nothing). A nonce lookup is a set probe instead of a
+  random insert into an on-disk index, which halves the cost of a commit. One store object per file
+  (the receiver is one process): a second process writing the same file would not see this one's
+  nonces in memory; the ``(source, event_id)`` key still stores each event once.
 
 :class:`GroupCommitWriter` is the one writer the receiver uses: the requests of one turn of the event
 loop are committed in one transaction (group commit) and answered only once a worker thread has synced
@@ -18,6 +25,7 @@ the WAL, so no acknowledgement precedes durability and a burst costs one fsync p
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import json
 import os
@@ -44,10 +52,9 @@ _DDL = (
         entity_type TEXT, entity_id TEXT, occurred_at TEXT, payload TEXT NOT NULL,
         received_at TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'received', reason TEXT,
         run_keys TEXT, run_ids TEXT, attempts INTEGER NOT NULL DEFAULT 0, updated_at TEXT NOT NULL,
-        UNIQUE (source, event_id))""",
+        nonce TEXT, UNIQUE (source, event_id))""",
     "CREATE INDEX IF NOT EXISTS events_status_seq ON events (status, seq)",
-    """CREATE TABLE IF NOT EXISTS nonces (
-        source TEXT NOT NULL, nonce TEXT NOT NULL, seen_at REAL NOT NULL, PRIMARY KEY (source, nonce))""",
+    "DROP TABLE IF EXISTS nonces",  # before 0.x the nonces had their own indexed table (see _Nonces)
 )
 
 
@@ -126,10 +133,49 @@ def _record(row: tuple) -> EventRecord:
     return EventRecord(*values)
 
 
+class _Nonces:
+    """The nonces of the last :data:`NONCE_TTL_S` seconds, per source, in arrival order."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[str, str]] = set()
+        self.order: collections.deque[tuple[float, tuple[str, str]]] = collections.deque()
+
+    def expire(self, now: float) -> None:
+        cutoff = now - NONCE_TTL_S
+        while self.order and self.order[0][0] < cutoff:
+            self.seen.discard(self.order.popleft()[1])
+
+    def add(self, key: tuple[str, str], at: float) -> None:
+        self.seen.add(key)
+        self.order.append((at, key))
+
+
 class EventStore(SqliteStore):
     def __init__(self, path: str | Path | None = None):
         super().__init__(path or default_path(), _DDL)
-        self._last_prune = 0.0
+        c = self._conn()
+        if "nonce" not in {r[1] for r in c.execute("PRAGMA table_info(events)").fetchall()}:
+            c.execute("ALTER TABLE events ADD COLUMN nonce TEXT")  # a file from before the column
+        self._nonces: _Nonces | None = None
+
+    def _recent_nonces(self, c: sqlite3.Connection, now: float) -> _Nonces:
+        """The in-memory nonce window, loaded once from the newest events (a reverse scan by ``seq``
+        that stops at the window's start)."""
+        if self._nonces is None:
+            nonces = _Nonces()
+            cutoff = datetime.fromtimestamp(now - NONCE_TTL_S, UTC).replace(tzinfo=None).isoformat()
+            recent = []
+            for source, nonce, received in c.execute(
+                "SELECT source, nonce, received_at FROM events ORDER BY seq DESC"
+            ):
+                if received < cutoff:  # received_at grows with seq (one writer stamps each commit)
+                    break
+                if nonce is not None:
+                    recent.append(((source, nonce), received))
+            for key, received in reversed(recent):
+                nonces.add(key, datetime.fromisoformat(received).replace(tzinfo=UTC).timestamp())
+            self._nonces = nonces
+        return self._nonces
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -162,28 +208,26 @@ class EventStore(SqliteStore):
         """
         c = conn or self._conn()
         now, now_s = time.time(), _now()
+        new_nonces: set[tuple[str, str]] = set()
         c.execute("BEGIN IMMEDIATE")
         try:
-            seen_nonces = self._existing(
-                c,
-                "SELECT source, nonce FROM nonces WHERE source = ? AND nonce IN ({marks})",
-                {(s.source, s.nonce) for s in subs if s.nonce is not None},
-            )
+            nonces = self._recent_nonces(c, now)
+            nonces.expire(now)
             seen_events = self._existing(
                 c,
                 "SELECT source, event_id FROM events WHERE source = ? AND event_id IN ({marks})",
                 {(e.source, e.event_id) for s in subs for e in s.events},
             )
-            outcomes, nonce_rows, event_rows = [], [], []
+            outcomes, event_rows = [], []
             for sub in subs:
                 out = Outcome()
                 if sub.nonce is not None:
-                    if (sub.source, sub.nonce) in seen_nonces:
+                    key = (sub.source, sub.nonce)
+                    if key in nonces.seen or key in new_nonces:
                         out.replayed_nonce = True
                         outcomes.append(out)
                         continue
-                    seen_nonces.add((sub.source, sub.nonce))
-                    nonce_rows.append((sub.source, sub.nonce, now))
+                    new_nonces.add(key)
                 for e in sub.events:
                     if (e.source, e.event_id) in seen_events:
                         out.duplicates.append(e.event_id)
@@ -193,23 +237,22 @@ class EventStore(SqliteStore):
                     payload = e.payload_json or _JSON.encode(e.payload)
                     event_rows.append(
                         (e.source, e.event_id, e.event_type, e.entity_type, e.entity_id, e.occurred_at)
-                        + (payload, now_s, now_s)
+                        + (payload, now_s, now_s, sub.nonce)
                     )
                 outcomes.append(out)
-            if nonce_rows:
-                c.executemany("INSERT INTO nonces (source, nonce, seen_at) VALUES (?, ?, ?)", nonce_rows)
             if event_rows:
                 c.executemany(
                     "INSERT INTO events (source, event_id, event_type, entity_type, entity_id, "
-                    "occurred_at, payload, received_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "occurred_at, payload, received_at, updated_at, nonce) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     event_rows,
                 )
-            if now - self._last_prune > 60:
-                c.execute("DELETE FROM nonces WHERE seen_at < ?", (now - NONCE_TTL_S,))
-                self._last_prune = now
+            for key in new_nonces:  # before COMMIT, so no other thread's transaction can miss them
+                nonces.add(key, now)
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
+            if self._nonces is not None:
+                self._nonces.seen.difference_update(new_nonces)  # a rolled-back request may come again
             raise
         return outcomes
 
