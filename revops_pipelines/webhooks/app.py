@@ -322,7 +322,12 @@ def create_app(
     async def healthz(request: Request) -> Response:
         w = receiver._writer
         stats = (
-            {"commits": w.batches, "requests": w.submissions, "commit_s": round(w.commit_seconds, 3)}
+            {
+                "commits": w.batches,
+                "requests": w.submissions,
+                "commit_s": round(w.commit_seconds, 3),
+                "checkpoints": w.checkpoints,
+            }
             if w
             else {}
         )
