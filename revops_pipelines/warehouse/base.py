@@ -212,13 +212,13 @@ class Warehouse(dg.ConfigurableResource):
         if not schema.keys:
             raise WarehouseError(f"{schema.name}: merge needs keys")
         data = frame_to_arrow(schema, df)
-        self.ensure_table(schema)
         target = ident(schema.name)
         stage = ident(f"{schema.name[:40]}__stage_{uuid.uuid4().hex[:8]}")
         keys = ", ".join(schema.keys)
         on = " AND ".join(f"t.{k} = s.{k}" for k in schema.keys)
         cols = ", ".join(schema.column_names)
         with self.connect() as conn:
+            self.ensure_table(schema)  # on this connection where the backend shares it (DuckDB)
             self._stage(conn, schema, stage, data)
             try:
                 dupes = self._one(
@@ -260,9 +260,9 @@ class Warehouse(dg.ConfigurableResource):
         """Delete the rows matching ``where`` (a partition window), then insert ``df`` — atomically
         on DuckDB. Used by partitioned assets so a re-run or backfill never duplicates."""
         data = frame_to_arrow(schema, df)
-        self.ensure_table(schema)
         target = ident(schema.name)
         with self.connect() as conn:
+            self.ensure_table(schema)
             self._begin(conn)
             try:
                 deleted = self._one(conn, f"SELECT COUNT(*) FROM {target} WHERE {where}", params)

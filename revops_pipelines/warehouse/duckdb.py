@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,9 @@ from revops_pipelines.warehouse.schema import ident
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+
+_OPEN = threading.local()  # per thread: path -> the connection an enclosing connect() holds open
 
 
 class DuckDBWarehouse(Warehouse):
@@ -34,6 +38,27 @@ class DuckDBWarehouse(Warehouse):
 
     @contextmanager
     def connect(self) -> Iterator[Any]:
+        """A connection to the file; inside another ``connect()`` of the same file on this thread, that
+        one (an operation's nested steps — e.g. a load's table migration check — share its connection
+        instead of opening the file again, ~10 ms each)."""
+        open_here = getattr(_OPEN, "conns", None)
+        if open_here is None:
+            open_here = _OPEN.conns = {}
+        if self.path != ":memory:" and self.path in open_here:
+            yield open_here[self.path]
+            return
+        with self._open() as conn:
+            if self.path == ":memory:":  # every :memory: connection is its own database
+                yield conn
+                return
+            open_here[self.path] = conn
+            try:
+                yield conn
+            finally:
+                del open_here[self.path]
+
+    @contextmanager
+    def _open(self) -> Iterator[Any]:
         import duckdb
 
         if self.path != ":memory:":
