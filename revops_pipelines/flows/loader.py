@@ -76,6 +76,16 @@ def _key_node(root: yaml.Node, loc: list[Any]) -> yaml.Node:
     return parent
 
 
+def _compose_and_construct(text: str) -> tuple[yaml.Node | None, Any]:
+    """One parse: the node tree (its marks locate problems) and the data built from it."""
+    loader = _LOADER(text)  # a safe loader (libyaml's when present)
+    try:
+        root = loader.get_single_node()
+        return root, (loader.construct_document(root) if root is not None else None)
+    finally:
+        loader.dispose()
+
+
 def load_flow(path: str | Path) -> FlowSpec:
     """Parse and fully validate one flow file (schema, references, cycles, agents, actions, parameters)."""
     path = Path(path)
@@ -85,8 +95,7 @@ def load_flow(path: str | Path) -> FlowSpec:
 def parse_flow(text: str, name: str = "<flow>") -> FlowSpec:
     """Validate flow YAML text as :func:`load_flow` does; problems name ``name`` as their file."""
     try:
-        root = yaml.compose(text, Loader=_LOADER)
-        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader (libyaml's when present)
+        root, data = _compose_and_construct(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
