@@ -199,6 +199,21 @@ class Hit:
     tags: tuple[str, ...] = field(default_factory=tuple)
     vector_score: float | None = None  # cosine similarity when the vector side saw this chunk
 
+    @classmethod
+    def from_row(cls, r: dict[str, Any], score: float, vector_score: float | None) -> Hit:
+        """A hit from a row of the chunk table's hit columns."""
+        return cls(
+            chunk_id=r["chunk_id"],
+            doc_id=r["doc_id"],
+            title=r["title"],
+            heading=r["heading"],
+            text=r["text"],
+            score=score,
+            collection=r["collection"],
+            tags=tuple(r["tags"] or ()),
+            vector_score=vector_score,
+        )
+
 
 def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
@@ -792,19 +807,7 @@ class KnowledgeBase:
                 score = float(r.get("_score") or 0.0)
             else:
                 score = float(r.get("_relevance_score") or 0.0)
-            hits.append(
-                Hit(
-                    chunk_id=r["chunk_id"],
-                    doc_id=r["doc_id"],
-                    title=r["title"],
-                    heading=r["heading"],
-                    text=r["text"],
-                    score=score,
-                    collection=r["collection"],
-                    tags=tuple(r["tags"] or ()),
-                    vector_score=vscore,
-                )
-            )
+            hits.append(Hit.from_row(r, score, vscore))
         return hits[: int(k)]
 
     def _resident_for(self, table: Any, state: _SearchState) -> _Resident:
@@ -852,22 +855,8 @@ class KnowledgeBase:
         k = min(k, rows)
         top = np.argpartition(-scores, k - 1)[:k] if k < rows else np.arange(rows)
         top = top[np.lexsort((top, -scores[top]))]  # best first; ties by row order
-        hits = []
-        for r, score in zip(res.meta.take(top).to_pylist(), scores[top].tolist(), strict=True):
-            hits.append(
-                Hit(
-                    chunk_id=r["chunk_id"],
-                    doc_id=r["doc_id"],
-                    title=r["title"],
-                    heading=r["heading"],
-                    text=r["text"],
-                    score=score,
-                    collection=r["collection"],
-                    tags=tuple(r["tags"] or ()),
-                    vector_score=score,
-                )
-            )
-        return hits
+        rows = res.meta.take(top).to_pylist()
+        return [Hit.from_row(r, score, score) for r, score in zip(rows, scores[top].tolist(), strict=True)]
 
     def _embed_query(self, query: str) -> np.ndarray:
         vector = np.asarray(self.embedder.embed([query]), dtype=np.float32)
