@@ -9,9 +9,10 @@ Nothing here imports an HTTP library; the vendor modules do, inside their client
 import json
 import os
 import random
+import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -215,13 +216,19 @@ def call_with_retries(
 
 @dataclass
 class StateStore:
-    """Connector state (checkpoints, pending ids, budget counters) as one JSON document per source
-    under ``$REVOPS_HOME/state/connectors``. Writes are atomic (temp file + rename), so a run killed
-    at any moment leaves either the old or the new state, never half of one."""
+    """Connector state (checkpoints, budget counters) as one small JSON document per source under
+    ``$REVOPS_HOME/state/connectors``. Writes are atomic (temp file + rename), so a run killed at any
+    moment leaves either the old or the new state, never half of one.
+
+    The document is rewritten whole on every save, so it must only hold what does not grow with the
+    records synced (cursors, high-water marks, counters); per-record progress belongs in a
+    :class:`KeyedStore`. ``bytes_written`` / ``last_save_bytes`` count what the saves wrote."""
 
     root: Path
     name: str
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    bytes_written: int = field(default=0, init=False, repr=False)
+    last_save_bytes: int = field(default=0, init=False, repr=False)
 
     @property
     def path(self) -> Path:
@@ -237,13 +244,101 @@ class StateStore:
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_text(json.dumps(state, sort_keys=True, indent=1), encoding="utf-8")
+            data = json.dumps(state, sort_keys=True, indent=1).encode("utf-8")
+            tmp.write_bytes(data)
             os.replace(tmp, self.path)
+            self.last_save_bytes = len(data)
+            self.bytes_written += len(data)
 
     def update(self, key: str, value: Any) -> None:
         state = self.load()
         state[key] = value
         self.save(state)
+
+
+class KeyedStore:
+    """Per-record connector progress (e.g. Gong's pending call ids) as rows of a SQLite file next to
+    the checkpoint (``<root>/<name>.sqlite``): key → small JSON entry, in insertion order.
+
+    Each :meth:`apply` is one transaction touching only the rows it is given, so a checkpoint costs
+    what the page or batch changed, not what was synced before (the whole-document
+    :class:`StateStore` would rewrite every entry each time). A run killed at any moment leaves each
+    transaction either applied or not. ``bytes_written`` / ``last_apply_bytes`` count the keys and
+    entries written (the payload, not SQLite's page overhead)."""
+
+    def __init__(self, root: Path | str, name: str):
+        self.path = Path(root) / f"{name}.sqlite"
+        self._conn: sqlite3.Connection | None = None
+        self.bytes_written = 0
+        self.last_apply_bytes = 0
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses nothing
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS entries "
+                "(seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, entry TEXT NOT NULL)"
+            )
+            self._conn = conn
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __len__(self) -> int:
+        return self._db().execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+
+    def present(self, keys: list[str]) -> set[str]:
+        """The ``keys`` that have an entry."""
+        return set(self.get_many(keys))
+
+    def get_many(self, keys: list[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        db = self._db()
+        for lo in range(0, len(keys), 500):
+            chunk = keys[lo : lo + 500]
+            marks = ",".join("?" * len(chunk))
+            for k, e in db.execute(f"SELECT key, entry FROM entries WHERE key IN ({marks})", chunk):
+                out[k] = json.loads(e)
+        return out
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        """Every entry, oldest first (read in one go: the caller may :meth:`apply` while iterating)."""
+        rows = self._db().execute("SELECT key, entry FROM entries ORDER BY seq").fetchall()
+        for k, e in rows:
+            yield k, json.loads(e)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.items())
+
+    def apply(self, put: dict[str, Any] | None = None, delete: list[str] | tuple[str, ...] = ()) -> None:
+        """Upsert ``put`` (an existing key keeps its place) and delete ``delete``, in one transaction."""
+        rows = [(k, json.dumps(v, sort_keys=True)) for k, v in (put or {}).items()]
+        dels = [(k,) for k in delete]
+        if not rows and not dels:
+            self.last_apply_bytes = 0
+            return
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "INSERT INTO entries (key, entry) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET entry = excluded.entry",
+                rows,
+            )
+            db.executemany("DELETE FROM entries WHERE key = ?", dels)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        n = sum(len(k) + len(e) for k, e in rows) + sum(len(k) for (k,) in dels)
+        self.last_apply_bytes = n
+        self.bytes_written += n
 
 
 def quarantine_row(record: Any, reason: str, **key: Any) -> dict[str, Any]:

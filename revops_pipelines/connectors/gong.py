@@ -11,9 +11,16 @@ The sync never loses or duplicates a call:
   ``{from, to, cursor}`` is saved after every page, so a killed run resumes mid-window; an expired
   cursor restarts the window (merging by call id makes the re-read harmless).
 * **Pending calls** — every listed call that is not already complete in the warehouse is remembered
-  (in the same atomic state file as the cursor) until both its extensive record and its transcript
-  have been written. Calls Gong has not processed yet stay pending for a later run; complete calls
-  are never fetched again.
+  until both its extensive record and its transcript have been written. Calls Gong has not processed
+  yet stay pending for a later run; complete calls are never fetched again.
+* **Checkpoint cost** — the checkpoint file (``<state>.json``) holds only the windows and the
+  high-water mark, so saving it after a page costs the same on page 1 and page 5,000. The pending
+  calls are rows of a SQLite file beside it (``<state>.pending.sqlite``, a
+  :class:`~revops_pipelines.connectors.base.KeyedStore`): a page inserts its new ids, a fetched batch
+  updates or deletes its own, each in one transaction. A page's ids are committed *before* the
+  cursor that passes them, so a kill in between re-lists that page and finds them already pending.
+  A checkpoint written before this layout (pending ids inside the JSON) is moved into the SQLite
+  file on the first run and then dropped from the JSON.
 * **Quarantine** — an extensive record that fails validation is quarantined at once with its reason;
   a call id whose request keeps failing (after retries, in ``max_failures`` runs) is quarantined with
   the last error. Nothing is dropped silently.
@@ -35,6 +42,7 @@ from pydantic import Field
 from revops_pipelines.connectors.base import (
     AuthenticationFailed,
     ConnectorResource,
+    KeyedStore,
     RateLimiter,
     RequestStats,
     RetryPolicy,
@@ -237,6 +245,24 @@ class SyncSummary:
     checkpoint: dict = field(default_factory=dict)
 
 
+def pending_store(store: StateStore) -> KeyedStore:
+    """Where the pending calls of the checkpoint ``store`` live: ``<name>.pending.sqlite`` beside it."""
+    return KeyedStore(store.root, f"{store.name}.pending")
+
+
+def saved_state(store: StateStore) -> dict[str, Any]:
+    """The whole saved Gong state — the checkpoint document plus ``pending`` (call id → what it still
+    needs) — as one dict, whichever layout wrote it (for inspection and tests)."""
+    state = store.load()
+    if "pending" not in state:  # the current layout; an old one still has them inline
+        pending = pending_store(store)
+        try:
+            state["pending"] = pending.as_dict()
+        finally:
+            pending.close()
+    return state
+
+
 class GongSync:
     def __init__(
         self,
@@ -253,7 +279,15 @@ class GongSync:
         self.now, self.log = now, log
         self.backfill = backfill
         self.state: dict[str, Any] = store.load()
-        self.state.setdefault("pending", {})
+        self.pending = pending_store(store)
+        legacy = self.state.pop("pending", None)
+        if legacy is not None:  # a checkpoint from before the pending calls moved to SQLite
+            # rows first: a kill before the JSON drops them just imports the same rows again
+            self.pending.apply(put=legacy)
+            self._save()
+            self.log(
+                f"gong: moved {len(legacy)} pending call(s) from {store.path.name} to {self.pending.path.name}"
+            )
         self.summary = SyncSummary()
         self._current: dict | None = None
 
@@ -294,7 +328,6 @@ class GongSync:
         w = self._current = self._window()
         if w is None:
             return
-        pending = self.state["pending"]
         while True:
             try:
                 for calls, nxt in self.client.list_calls(w["from"], w["to"], w["cursor"]):
@@ -304,18 +337,20 @@ class GongSync:
                         self.log(f"gong: {no_id} listed call(s) without an id in {w['from']}..{w['to']}")
                         self.summary.listed_without_id += no_id
                     self.summary.listed += len(ids)
-                    fresh = [i for i in ids if i not in pending]
+                    known = self.pending.present(ids) if ids else set()
+                    fresh = [i for i in ids if i not in known]
                     complete = self.sink.complete_call_ids(fresh) if fresh else set()
-                    for i in fresh:
-                        if i not in complete:
-                            pending[i] = {
-                                "need": ["extensive", "transcript"],
-                                "failures": 0,
-                                "last_error": None,
-                            }
-                            self.summary.new_pending += 1
+                    new = {
+                        i: {"need": ["extensive", "transcript"], "failures": 0, "last_error": None}
+                        for i in fresh
+                        if i not in complete
+                    }
+                    self.summary.new_pending += len(new)
+                    # the page's ids before the cursor that passes them: a kill in between re-lists
+                    # the page and finds them pending; both writes cost one page, not the whole sync
+                    self.pending.apply(put=new)
                     w["cursor"] = nxt
-                    self._save()  # pending ids and the cursor move together, atomically
+                    self._save()
                 break
             except CursorExpired as e:
                 self.summary.cursor_restarts += 1
@@ -333,12 +368,19 @@ class GongSync:
         self.sink.write_quarantine([quarantine_row(raw, reason, call_id=call_id, stage=stage)])
         self.summary.quarantined += 1
 
-    def _done(self, call_id: str, stage: str) -> None:
-        entry = self.state["pending"].get(call_id)
-        if entry and stage in entry["need"]:
-            entry["need"].remove(stage)
-            if not entry["need"]:
-                del self.state["pending"][call_id]
+    def _done(self, call_ids: list[str], stage: str, entries: dict[str, dict]) -> None:
+        """Record ``stage`` as done for ``call_ids`` (their ``entries`` as read): one transaction."""
+        put: dict[str, dict] = {}
+        delete: list[str] = []
+        for cid in dict.fromkeys(call_ids):
+            entry = entries.get(cid)
+            if entry and stage in entry["need"]:
+                need = [n for n in entry["need"] if n != stage]
+                if need:
+                    put[cid] = {**entry, "need": need}
+                else:
+                    delete.append(cid)
+        self.pending.apply(put=put, delete=delete)
 
     def _fetch(self, stage: str, ids: list[str]) -> list[dict] | None:
         """Fetch one batch; on persistent failure fall back to one id at a time and count failures."""
@@ -353,28 +395,30 @@ class GongSync:
                     got = self._fetch(stage, [i])
                     out.extend(got or [])
                 return out
-            entry = self.state["pending"][ids[0]]
+            entry = self.pending.get_many(ids)[ids[0]]
             entry["failures"] += 1
             entry["last_error"] = str(e)
             if entry["failures"] >= self.config.max_failures:
                 self._quarantine(ids[0], stage, f"failed in {entry['failures']} runs: {e}")
-                del self.state["pending"][ids[0]]
-            self._save()
+                self.pending.apply(delete=ids)
+            else:
+                self.pending.apply(put={ids[0]: entry})
             return None
 
     def fetch_pending(self, stage: str) -> None:
-        ids = [i for i, e in self.state["pending"].items() if stage in e["need"]]
+        ids = [i for i, e in self.pending.items() if stage in e["need"]]
         for lo in range(0, len(ids), self.config.batch_size):
             batch = ids[lo : lo + self.config.batch_size]
             got = self._fetch(stage, batch)
             if got is None:
                 continue
+            entries = self.pending.get_many(batch)  # read after the fetch: failures may have changed them
             good: list[dict] = []
             finished: list[str] = []
             for rec in got:
                 if stage == "extensive":
                     cid = str((rec.get("metaData") or {}).get("id") or "")
-                    if cid not in self.state["pending"]:
+                    if cid not in entries:
                         continue
                     reason = validate_call(rec)
                     if reason:
@@ -385,7 +429,7 @@ class GongSync:
                         finished.append(cid)
                 else:
                     cid = str(rec.get("callId") or "")
-                    if cid in self.state["pending"] and rec.get("transcript"):
+                    if cid in entries and rec.get("transcript"):
                         good.append(rec)
                         finished.append(cid)
             self.summary.not_ready += len(set(batch) - set(finished))
@@ -396,15 +440,16 @@ class GongSync:
                 else:
                     self.sink.write_transcripts(good)
                     self.summary.transcripts_written += len(good)
-            for cid in finished:
-                self._done(cid, stage)
-            self._save()
+            self._done(finished, stage, entries)
 
     def run(self) -> SyncSummary:
-        self.list_window()
-        self.fetch_pending("extensive")
-        self.fetch_pending("transcript")
-        self.summary.pending_after = len(self.state["pending"])
+        try:
+            self.list_window()
+            self.fetch_pending("extensive")
+            self.fetch_pending("transcript")
+            self.summary.pending_after = len(self.pending)
+        finally:
+            self.pending.close()
         w = self._current or {}
         self.summary.checkpoint = {
             "mode": "backfill" if self.backfill else "incremental",
@@ -413,7 +458,7 @@ class GongSync:
             "cursor": w.get("cursor"),
             "window_done": bool(w.get("done")) if w else self._current is None,
             "completed_to": self.state.get("completed_to"),
-            "pending": len(self.state["pending"]),
+            "pending": self.summary.pending_after,
         }
         return self.summary
 

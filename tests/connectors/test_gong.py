@@ -13,7 +13,13 @@ from revops_pipelines.connectors.base import (
     RetryPolicy,
     StateStore,
 )
-from revops_pipelines.connectors.gong import GongClient, GongResource, GongSync, GongSyncConfig
+from revops_pipelines.connectors.gong import (
+    GongClient,
+    GongResource,
+    GongSync,
+    GongSyncConfig,
+    saved_state,
+)
 from revops_pipelines.credentials import ApiKeyCredential, BasicCredential
 from revops_pipelines.sample.generator import GENERATOR_VERSION
 from revops_pipelines.testing.fake_gong import FakeGong
@@ -171,7 +177,7 @@ def test_duplicate_records_across_pages_are_merged(server, world, tmp_path):
 def test_kill_mid_window_resumes_from_the_checkpointed_cursor(server, world, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_sync(server, tmp_path, MemorySink(fail_on={"complete_call_ids": 4}))
-    state = StateStore(tmp_path, "gong").load()
+    state = saved_state(StateStore(tmp_path, "gong"))
     assert state["window"]["cursor"] and not state["window"]["done"] and len(state["pending"]) == 60
     n_before = len(server.requests_to("/v2/calls"))
     sink = MemorySink()
@@ -201,7 +207,7 @@ def test_calls_not_processed_yet_are_fetched_on_a_later_run(server, world, tmp_p
     first = run_sync(server, tmp_path, sink)
     assert first.pending_after == 3 and ids[2] not in sink.transcripts
     run_sync(server, tmp_path, sink)
-    assert StateStore(tmp_path, "gong").load()["pending"] == {
+    assert saved_state(StateStore(tmp_path, "gong"))["pending"] == {
         ids[2]: {"need": ["transcript"], "failures": 0, "last_error": None}
     }
     last = run_sync(server, tmp_path, sink)
@@ -243,7 +249,7 @@ def test_a_call_that_keeps_failing_is_quarantined_not_dropped(server, world, tmp
     [q] = sink.quarantine
     assert q["call_id"] == bad and "failed in 2 runs" in q["reason"] and "HTTP 500" in q["reason"]
     assert set(sink.calls) == world["ids"] - {bad}
-    assert StateStore(tmp_path, "gong").load()["pending"] == {}
+    assert saved_state(StateStore(tmp_path, "gong"))["pending"] == {}
 
 
 def test_daily_budget_stops_cleanly_and_the_next_day_resumes(server, world, tmp_path):
@@ -270,7 +276,7 @@ def test_sample_mode_resource_uses_the_real_client_through_the_stand_in(small_wo
 def test_backfill_window_is_separate_from_the_incremental_checkpoint(server, world, tmp_path):
     sink = MemorySink()
     run_sync(server, tmp_path, sink)
-    state = StateStore(tmp_path, "gong").load()
+    state = saved_state(StateStore(tmp_path, "gong"))
     client = GongClient(
         server.url,
         BasicCredential(username="gong-key", password="gong-secret").headers(),
@@ -282,7 +288,7 @@ def test_backfill_window_is_separate_from_the_incremental_checkpoint(server, wor
         summary = GongSync(client, StateStore(tmp_path, "gong"), config, sink, now=NOW, backfill=window).run()
     in_window = [c for c in world["calls"] if "2025-01-01" <= c["metaData"]["started"] < "2025-02-01"]
     assert summary.listed == len(in_window) > 0 and summary.calls_written == 0  # complete: not re-fetched
-    after = StateStore(tmp_path, "gong").load()
+    after = saved_state(StateStore(tmp_path, "gong"))
     assert after["completed_to"] == state["completed_to"] and after["window"] == state["window"]
     assert after["backfills"]["2025-01-01T00:00:00Z/2025-02-01T00:00:00Z"]["done"]
 
