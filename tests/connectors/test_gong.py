@@ -1,5 +1,6 @@
 """The Gong client and sync against the loopback stand-in: every fault, kill + resume, budgets."""
 
+import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -8,6 +9,7 @@ import pytest
 from revops_pipelines.connectors.base import (
     AuthenticationFailed,
     BudgetExhausted,
+    KeyedStore,
     RateLimiter,
     RequestStats,
     RetryPolicy,
@@ -316,3 +318,91 @@ def test_listed_calls_without_an_id_are_counted_not_silently_skipped(tmp_path):
     summary = sync.run()
     assert summary.listed == 1 and summary.listed_without_id == 1 and summary.pending_after == 1
     assert "1 listed call(s) without an id" in logs[0]
+
+
+class RecordingStore(StateStore):
+    """The checkpoint store, remembering the bytes of every save."""
+
+    def __init__(self, root, name):
+        super().__init__(root, name)
+        self.saves: list[int] = []
+
+    def save(self, state):
+        super().save(state)
+        self.saves.append(self.last_save_bytes)
+
+
+class RecordingPending(KeyedStore):
+    def __init__(self, root, name):
+        super().__init__(root, name)
+        self.applies: list[int] = []
+
+    def apply(self, put=None, delete=()):
+        super().apply(put, delete)
+        self.applies.append(self.last_apply_bytes)
+
+
+def test_per_page_checkpoint_cost_does_not_grow_with_the_calls_synced(world, tmp_path):
+    # 2 calls a page: ~90 pages. The old layout rewrote every pending call on every page (~110 bytes
+    # each with indent=1), so its last page wrote ~90x its first; now each page writes the same
+    with FakeGong(world["calls"], world["transcripts"], page_size=2) as server:
+        client = GongClient(
+            server.url,
+            BasicCredential(username="gong-key", password="gong-secret").headers(),
+            limiter=fast_limiter(),
+            retry=RetryPolicy(max_attempts=2, backoff_s=0.01),
+        )
+        store = RecordingStore(tmp_path, "gong")
+        config = GongSyncConfig(start=START, batch_size=25)
+        sink = MemorySink()
+        with client:
+            sync = GongSync(client, store, config, sink, now=NOW)
+            sync.pending = RecordingPending(tmp_path, "gong.pending")
+            legacy_sizes = []  # what the old layout (pending ids inside the JSON) would have written
+            real_apply = sync.pending.apply
+
+            def apply_and_measure(put=None, delete=()):
+                real_apply(put, delete)
+                if put and not delete and all(e["need"] == ["extensive", "transcript"] for e in put.values()):
+                    whole = {**store.load(), "pending": sync.pending.as_dict()}
+                    legacy_sizes.append(len(json.dumps(whole, sort_keys=True, indent=1)))
+
+            sync.pending.apply = apply_and_measure
+            sync.list_window()
+            pages = len(server.requests_to("/v2/calls"))
+            listing_saves = store.saves[1:]  # the first opens the window; then one per page and the close
+            listing_applies = list(sync.pending.applies)
+            sync.fetch_pending("extensive")
+            sync.fetch_pending("transcript")
+            sync.pending.close()
+    assert_exactly_once(sink, world)
+    assert pages >= 80 and len(listing_saves) == pages + 1 and len(listing_applies) == pages
+    # the checkpoint file: the same size on the last page as on the first (cursors differ by a digit)
+    per_page = listing_saves[:-1]  # the last save closes the window
+    assert max(per_page) <= per_page[0] + 16 and max(store.saves) < 1_000
+    # the pending rows: each page writes its own two calls, never the ones listed before
+    entry = len(json.dumps({"failures": 0, "last_error": None, "need": ["extensive", "transcript"]}))
+    assert max(listing_applies) <= 2 * (entry + max(len(i) for i in world["ids"]))
+    # the fetch phase: a batch of 25 writes at most its own 25 rows
+    assert max(sync.pending.applies[pages:]) <= 25 * (entry + max(len(i) for i in world["ids"]))
+    # and what this replaced: the old whole-state checkpoint grew with every page
+    assert legacy_sizes[-1] > 50 * legacy_sizes[0] and legacy_sizes[-1] > 50 * max(listing_saves)
+
+
+def test_a_checkpoint_written_by_the_old_layout_resumes_exactly_once(server, world, tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        run_sync(server, tmp_path, MemorySink(fail_on={"complete_call_ids": 4}))
+    # rewrite the state as the old code kept it: one JSON document with the pending calls inline
+    store = StateStore(tmp_path, "gong")
+    old = saved_state(store)
+    assert len(old["pending"]) == 60 and old["window"]["cursor"]
+    store.save(old)
+    for f in tmp_path.glob("gong.pending.sqlite*"):
+        f.unlink()
+    n_before = len(server.requests_to("/v2/calls"))
+    sink = MemorySink()
+    run_sync(server, tmp_path, sink)
+    resumed = server.requests_to("/v2/calls")[n_before:]
+    assert "cursor" in resumed[0].query and len(resumed) == 9 - 3  # the old cursor was kept
+    assert_exactly_once(sink, world)  # and so were the 60 pending calls it had listed
+    assert "pending" not in store.load() and saved_state(store)["pending"] == {}
