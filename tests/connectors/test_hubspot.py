@@ -312,3 +312,20 @@ def test_an_engagement_without_a_company_is_written_without_one(server, world, t
     summary = sync(server, tmp_path, sink)
     assert company_ids(sink.rows["notes"][note]) == [] and summary["company_unlinked"] == {"notes": 1}
     assert len(sink.rows["notes"]) == len(world["notes"])
+
+
+def test_checkpoint_saves_stay_small_however_many_records_are_synced(server, world, tmp_path, monkeypatch):
+    sizes = []
+    save = StateStore.save
+
+    def recording_save(self, state):
+        save(self, state)
+        sizes.append(self.last_save_bytes)
+
+    monkeypatch.setattr(StateStore, "save", recording_save)
+    sync(server, tmp_path, Sink())
+    records = sum(len(recs) for recs in world.values())
+    # one small checkpoint per object type (since, after), never the records' ids
+    assert len(sizes) > 20 and records > 300
+    assert max(sizes) < 200 * len(world)
+    assert set(StateStore(tmp_path, "hubspot").load()) <= set(world)

@@ -241,3 +241,23 @@ def test_kill_during_a_bulk_load_repeats_that_job_without_gaps(server, world, ce
     sync(server, cert, tmp_path, sink, bulk_initial_load=True, bulk_page_size=50)
     for obj in ("Contact", "Opportunity", "Case"):
         assert set(sink.rows[obj]) == {r["Id"] for r in world[obj]}
+
+
+def test_checkpoint_saves_stay_small_however_many_records_are_synced(
+    server, world, cert, tmp_path, monkeypatch
+):
+    sizes = []
+    save = StateStore.save
+
+    def recording_save(self, state):
+        save(self, state)
+        sizes.append(self.last_save_bytes)
+
+    monkeypatch.setattr(StateStore, "save", recording_save)
+    sink = Sink()
+    sync(server, cert, tmp_path, sink)
+    records = sum(len(recs) for recs in world.values())
+    # one small checkpoint per object (high-water mark, next page), never the records' ids
+    assert len(sizes) > 20 and records > 500
+    assert max(sizes) < 200 * len(world)
+    assert set(StateStore(tmp_path, "salesforce").load()) <= set(world)
