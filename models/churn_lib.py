@@ -53,16 +53,17 @@ class Encoder:
         return self
 
     def transform(self, df: pd.DataFrame) -> pd.DataFrame:
-        x = df[self.features].copy()
+        """The model matrix: float64 columns in ``features`` order, categorical levels as their
+        codes (an unseen or missing level: NaN); built as one block, which LightGBM reads without
+        a copy per column."""
+        cols = {}
         for c in self.features:
             if c in self.categorical:
-                x[c] = pd.Categorical(x[c].astype("string"), categories=self.levels[c]).codes.astype(
-                    "float64"
-                )
-                x.loc[x[c] < 0, c] = np.nan
+                cols[c] = _level_codes(df[c], self.levels[c])
             else:
-                x[c] = pd.to_numeric(x[c], errors="coerce").astype("float64")
-        return x
+                cols[c] = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype="float64")
+        m = np.column_stack([cols[c] for c in self.features]) if cols else np.zeros((len(df), 0))
+        return pd.DataFrame(m, index=df.index, columns=list(self.features))
 
     def to_dict(self) -> dict:
         return {"features": self.features, "categorical": self.categorical, "levels": self.levels}
@@ -70,6 +71,16 @@ class Encoder:
     @classmethod
     def from_dict(cls, d: dict) -> Encoder:
         return cls(d["features"], d["categorical"], d["levels"])
+
+
+def _level_codes(col: pd.Series, levels: list[str]) -> np.ndarray:
+    """Position of each value (as text) in ``levels``, NaN when missing or unseen: what
+    ``pd.Categorical(col.astype("string"), categories=levels).codes`` gives (-1 as NaN), looked up
+    once per distinct value instead of once per row."""
+    codes, uniques = pd.factorize(col)
+    pos = pd.Index(levels, dtype="string").get_indexer(pd.Index(uniques).astype("string")).astype("float64")
+    pos[pos < 0] = np.nan
+    return np.where(codes < 0, np.nan, pos[np.maximum(codes, 0)]) if len(pos) else np.full(len(col), np.nan)
 
 
 # Features the model derives from one feature-table row (same row only, so no new leakage risk).
@@ -84,7 +95,7 @@ def derive_features(df: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     for a monthly contract, the share of the window's bills that are among its first three), matter
     more than any usage signal. Both use only the row's own snapshot-time columns.
     """
-    out = df.copy()
+    out = df.copy(deep=False)  # copy-on-write: the new columns never reach the caller's frame
     monthly = out["billing_frequency"].astype("string").eq("Monthly").fillna(False).to_numpy()
     tenure = pd.to_numeric(out["tenure_days"], errors="coerce").to_numpy(dtype="float64")
     to_renewal = pd.to_numeric(out["days_to_renewal"], errors="coerce").to_numpy(dtype="float64")
@@ -318,15 +329,55 @@ class PlattCalibrator:
     b: float = 0.0
 
     def fit(self, raw: np.ndarray, y: np.ndarray) -> PlattCalibrator:
-        from sklearn.linear_model import LogisticRegression
-
-        z = _logit(raw).reshape(-1, 1)
-        lr = LogisticRegression(C=1e6, max_iter=1000).fit(z, y)
-        self.a, self.b = float(lr.coef_[0][0]), float(lr.intercept_[0])
+        """Logistic regression of ``y`` on ``logit(raw)``: the fit scikit-learn's
+        ``LogisticRegression(C=1e6)`` makes (its L2 penalty ``a**2 / (2 C)`` on the slope, none on
+        the intercept), solved exactly by Newton's method on the two coefficients (a few ms, one
+        thread, where scikit-learn took ~100 ms and started BLAS threads)."""
+        self.a, self.b = _platt_newton(_logit(raw), np.asarray(y, dtype="float64"), c=PLATT_C)
         return self
 
     def __call__(self, raw: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-(self.a * _logit(raw) + self.b)))
+
+
+PLATT_C = 1e6  # inverse L2 strength on the Platt slope (scikit-learn's C; near-unpenalised)
+
+
+def _platt_newton(z: np.ndarray, y: np.ndarray, c: float, max_iter: int = 100) -> tuple[float, float]:
+    """Minimise ``sum(log(1 + exp(eta)) - y * eta) + a**2 / (2 c)``, ``eta = a * z + b``: damped
+    Newton on (a, b) from the constant model; stops when a step moves both by less than 1e-12."""
+    if len(np.unique(y)) < 2:
+        raise ValueError("Platt calibration needs both classes in the calibration rows")
+    rate = float(np.clip(y.mean(), 1e-12, 1 - 1e-12))
+    a, b = 0.0, float(np.log(rate / (1 - rate)))
+
+    def objective(a: float, b: float) -> float:
+        eta = a * z + b
+        return float(np.sum(np.logaddexp(0.0, eta) - y * eta)) + a * a / (2 * c)
+
+    f = objective(a, b)
+    for _ in range(max_iter):
+        # element-wise products and sums, no BLAS call (a threaded BLAS dot over ~10^5 rows starts
+        # threads that fight LightGBM's OpenMP ones on a small host)
+        p = _sigmoid(a * z + b)
+        r, s = p - y, p * (1 - p)
+        sz = s * z
+        g = np.array([float(np.sum(r * z)) + a / c, float(np.sum(r))])
+        h_ab = float(np.sum(sz))
+        h = np.array([[float(np.sum(sz * z)) + 1 / c, h_ab], [h_ab, float(np.sum(s))]])
+        da, db = np.linalg.solve(h, g)
+        t = 1.0
+        while t > 1e-10:  # halve the step until the objective does not rise
+            fa = objective(a - t * da, b - t * db)
+            if fa <= f:
+                break
+            t /= 2
+        else:
+            break
+        a, b, f = a - t * da, b - t * db, fa
+        if max(abs(t * da), abs(t * db)) < 1e-12:
+            break
+    return float(a), float(b)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -532,7 +583,14 @@ def fit_churn(
     part = {"train": split.train_snapshots, "calib": split.calib_snapshots, "eval": split.eval_snapshots}
     frames = {k: df[df["snapshot_date"].isin(v)].reset_index(drop=True) for k, v in part.items()}
     enc = Encoder(list(features), [c for c in categorical if c in features]).fit(frames["train"])
-    xs = {k: enc.transform(f) for k, f in frames.items()}
+    # the calibration and held-out rows as one matrix (both are predicted together), sliced per part
+    n_calib = len(frames["calib"])
+    x_held = enc.transform(pd.concat([frames["calib"], frames["eval"]], ignore_index=True))
+    xs = {
+        "train": enc.transform(frames["train"]),
+        "calib": x_held.iloc[:n_calib],
+        "eval": x_held.iloc[n_calib:],
+    }
     ys = {k: f["churned_in_horizon"].astype(int).to_numpy() for k, f in frames.items()}
     for k, yv in ys.items():
         if len(np.unique(yv)) < 2:
@@ -554,8 +612,9 @@ def fit_churn(
 
     def fit_one(kind: str):
         b = fit_raw(kind, xs["train"], ys["train"])
-        c = PlattCalibrator().fit(b.predict(xs["calib"]), ys["calib"])
-        return b, c, c(b.predict(xs["eval"]))
+        raw = b.predict(x_held)  # the calibration and held-out rows in one call
+        c = PlattCalibrator().fit(raw[:n_calib], ys["calib"])
+        return b, c, c(raw[n_calib:])
 
     selection = None
     if model == "auto":
