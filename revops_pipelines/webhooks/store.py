@@ -1,8 +1,9 @@
 """The durable event store: every accepted webhook event, written before its 2xx goes out.
 
-One SQLite file (default ``$REVOPS_HOME/state/events.sqlite``) in WAL mode with ``synchronous=FULL``:
-a transaction that has returned from COMMIT is on disk (fsynced), so an acknowledged event survives a
-killed process and a power cut.
+One SQLite file (default ``$REVOPS_HOME/state/events.sqlite``) in WAL mode. Every write is on disk
+before it is acknowledged — the store's own connections run at ``synchronous=FULL`` (COMMIT returns once
+the WAL is fsynced); the receiver's :class:`GroupCommitWriter` syncs the WAL itself before answering — so
+an acknowledged event survives a killed process and a power cut.
 
 * ``events`` — one row per ``(source, event_id)`` (a duplicate delivery is acknowledged and not stored
   again), in arrival order (``seq``), with ``status``: ``received`` → ``submitted`` (the sensor emitted
