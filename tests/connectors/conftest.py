@@ -17,3 +17,19 @@ def small_world(tmp_path_factory) -> Path:
 def read_jsonl(path: Path) -> list[dict]:
     with path.open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
+
+
+@pytest.fixture
+def checkpoint_sizes(monkeypatch) -> list[int]:
+    """The byte size of every connector checkpoint saved during the test, in order."""
+    from revops_pipelines.connectors.base import StateStore
+
+    sizes: list[int] = []
+    save = StateStore.save
+
+    def recording_save(self, state):
+        save(self, state)
+        sizes.append(self.last_save_bytes)
+
+    monkeypatch.setattr(StateStore, "save", recording_save)
+    return sizes

@@ -314,15 +314,10 @@ def test_an_engagement_without_a_company_is_written_without_one(server, world, t
     assert len(sink.rows["notes"]) == len(world["notes"])
 
 
-def test_checkpoint_saves_stay_small_however_many_records_are_synced(server, world, tmp_path, monkeypatch):
-    sizes = []
-    save = StateStore.save
-
-    def recording_save(self, state):
-        save(self, state)
-        sizes.append(self.last_save_bytes)
-
-    monkeypatch.setattr(StateStore, "save", recording_save)
+def test_checkpoint_saves_stay_small_however_many_records_are_synced(
+    server, world, tmp_path, checkpoint_sizes
+):
+    sizes = checkpoint_sizes
     sync(server, tmp_path, Sink())
     records = sum(len(recs) for recs in world.values())
     # one small checkpoint per object type (since, after), never the records' ids

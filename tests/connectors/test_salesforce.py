@@ -244,16 +244,9 @@ def test_kill_during_a_bulk_load_repeats_that_job_without_gaps(server, world, ce
 
 
 def test_checkpoint_saves_stay_small_however_many_records_are_synced(
-    server, world, cert, tmp_path, monkeypatch
+    server, world, cert, tmp_path, checkpoint_sizes
 ):
-    sizes = []
-    save = StateStore.save
-
-    def recording_save(self, state):
-        save(self, state)
-        sizes.append(self.last_save_bytes)
-
-    monkeypatch.setattr(StateStore, "save", recording_save)
+    sizes = checkpoint_sizes
     sink = Sink()
     sync(server, cert, tmp_path, sink)
     records = sum(len(recs) for recs in world.values())
