@@ -26,8 +26,8 @@ def _instance() -> dg.DagsterInstance:
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         home = str(settings.home / "dagster_home")
-        os.makedirs(home, exist_ok=True)
         os.environ["DAGSTER_HOME"] = home
+    os.makedirs(home, exist_ok=True)  # a DAGSTER_HOME that does not exist yet is created, not an error
     cfg = os.path.join(home, "dagster.yaml")
     if not os.path.exists(cfg):  # a local instance: no telemetry, nothing leaves the machine
         with open(cfg, "w") as fh:
