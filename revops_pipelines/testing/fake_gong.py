@@ -27,27 +27,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from revops_pipelines.testing.fakes import LoopbackServer, Reply, Request
-
-
-class _JsonLines(dict):
-    """Id -> a record kept as its JSON line and parsed when read. A 50,000-account world's calls and
-    transcripts (~850 MB of JSON) take about 5 GB as parsed dicts, and a served record is read once or
-    twice; changes to a record read from here are not kept (tests that change records build the
-    server from lists)."""
-
-    def __getitem__(self, key: str) -> dict:
-        return json.loads(super().__getitem__(key))
-
-    def get(self, key: str, default: Any = None) -> Any:
-        raw = super().get(key)
-        return default if raw is None else json.loads(raw)
-
-    def values(self):  # type: ignore[override]
-        return (json.loads(v) for v in super().values())
-
-    def items(self):  # type: ignore[override]
-        return ((k, json.loads(v)) for k, v in super().items())
+from revops_pipelines.testing.fakes import JsonLinesById, LoopbackServer, Reply, Request
 
 
 def _z(ts: str) -> str:
@@ -88,20 +68,23 @@ class FakeGong(LoopbackServer):
 
     @classmethod
     def from_world(cls, root: str | Path, **kw: Any) -> FakeGong:
-        """The world's calls and transcripts, held as JSON lines (see :class:`_JsonLines`); the listing
-        serves each call's metadata, parsed once."""
+        """The world's calls and transcripts, held as JSON lines (see
+        :class:`~revops_pipelines.testing.fakes.JsonLinesById`: a 50,000-account world's ~850 MB of
+        them took about 5 GB as parsed dicts, and a served record is read once or twice); the listing
+        serves each call's metadata, parsed once. A record changed after reading it from
+        :attr:`by_id` or :attr:`transcripts` is kept only when stored back there."""
         root = Path(root)
-        listed, calls, transcripts = [], _JsonLines(), _JsonLines()
-        with (root / "gong/calls.jsonl").open(encoding="utf-8") as fh:
+        listed, calls, transcripts = [], JsonLinesById(), JsonLinesById()
+        with (root / "gong/calls.jsonl").open("rb") as fh:
             for line in fh:
                 if line.strip():
                     meta = json.loads(line)["metaData"]
                     listed.append({"metaData": meta})
-                    dict.__setitem__(calls, meta["id"], line)
-        with (root / "gong/transcripts.jsonl").open(encoding="utf-8") as fh:
+                    calls.put_line(meta["id"], line)
+        with (root / "gong/transcripts.jsonl").open("rb") as fh:
             for line in fh:
                 if line.strip():
-                    dict.__setitem__(transcripts, json.loads(line)["callId"], line)
+                    transcripts.put_line(json.loads(line)["callId"], line)
         server = cls(listed, [], **kw)
         server.by_id, server.transcripts = calls, transcripts
         return server

@@ -23,6 +23,7 @@ import ssl
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -67,6 +68,102 @@ class FaultPlan:
     def pending(self) -> int:
         with self._lock:
             return sum(f.times for f in self._faults)
+
+
+def record(item: dict | bytes | str) -> dict:
+    """A record held by a stand-in: a dict as it is, a JSON line (see :class:`JsonLines`) parsed."""
+    return item if isinstance(item, dict) else json.loads(item)
+
+
+def json_line(rec: dict) -> bytes:
+    return json.dumps(rec, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class JsonLines(Sequence[dict]):
+    """Records kept as their JSON lines (UTF-8 bytes) and parsed when read: how the stand-ins hold a
+    large world (a 50,000-account world's Salesforce or HubSpot records took ~5.8 GB each as parsed
+    dicts). To a server it is a list of records: indexing and iteration parse, so a dict read from
+    it is a copy — a change is kept when it is stored back (``store[i] = rec`` or :meth:`append`),
+    as a new line.
+
+    ``key(record)`` is worked out once per stored record and kept in :attr:`keys`: the few fields a
+    server filters and sorts on (ids, modified dates, deleted flags), so a query parses only the
+    records it serves. :attr:`lines` and :attr:`keys` are parallel lists; :attr:`version` counts
+    the writes, for indexes built from the keys."""
+
+    def __init__(self, records: Iterable[dict] = (), *, key: Callable[[dict], Any] | None = None):
+        self.lines: list[bytes] = []
+        self.keys: list[Any] = []
+        self.key = key
+        self.version = 0
+        for rec in records:
+            self.append(rec)
+
+    @classmethod
+    def read(cls, path: str | Path, *, key: Callable[[dict], Any] | None = None) -> JsonLines:
+        """The records of a JSON Lines file, each kept as the line it is in the file."""
+        store = cls(key=key)
+        with Path(path).open("rb") as fh:
+            for line in fh:
+                if line.strip():
+                    store.lines.append(line)
+                    if key is not None:
+                        store.keys.append(key(json.loads(line)))
+        return store
+
+    def append(self, rec: dict) -> None:
+        self.lines.append(json_line(rec))
+        if self.key is not None:
+            self.keys.append(self.key(rec))
+        self.version += 1
+
+    def __setitem__(self, i: int, rec: dict) -> None:
+        self.lines[i] = json_line(rec)
+        if self.key is not None:
+            self.keys[i] = self.key(rec)
+        self.version += 1
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [json.loads(line) for line in self.lines[i]]
+        return json.loads(self.lines[i])
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __iter__(self) -> Iterator[dict]:
+        return (json.loads(line) for line in self.lines)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class JsonLinesById(dict):
+    """Id -> a record kept as its JSON line (see :class:`JsonLines`) and parsed when read; a dict
+    read from it is a copy (store a changed record back with ``by_id[key] = rec``)."""
+
+    def put_line(self, key: str, line: bytes | str) -> None:
+        super().__setitem__(key, line)
+
+    def __setitem__(self, key: str, rec: dict) -> None:
+        super().__setitem__(key, json_line(rec))
+
+    def __getitem__(self, key: str) -> dict:
+        return json.loads(super().__getitem__(key))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        raw = super().get(key)
+        return default if raw is None else json.loads(raw)
+
+    def values(self):  # type: ignore[override]
+        return (json.loads(v) for v in super().values())
+
+    def items(self):  # type: ignore[override]
+        return ((k, json.loads(v)) for k, v in super().items())
 
 
 @dataclass
