@@ -29,6 +29,7 @@ from assets.conversations import CALL_TRACKERS, SPEAKER_STATS
 from revops_pipelines.checks import combine_checks, sql_check
 from revops_pipelines.lazy import pd
 from revops_pipelines.raw import column_schema, merge_metadata
+from revops_pipelines.run_config import RunConfig
 from revops_pipelines.text.sentiment import score_sentences
 from revops_pipelines.warehouse import Warehouse, table
 
@@ -418,7 +419,7 @@ def snapshot_partitions() -> dg.MonthlyPartitionsDefinition:
 SNAPSHOTS = snapshot_partitions()
 
 
-class FeatureConfig(dg.Config):
+class FeatureConfig(RunConfig):
     horizon_days: int = Field(default=90, ge=7, le=730, description="Churn label horizon after the snapshot.")
 
 

@@ -15,6 +15,7 @@ from revops_pipelines.checks import combine_checks, not_null_check, references_c
 from revops_pipelines.connectors.gong import GongResource
 from revops_pipelines.lazy import pd
 from revops_pipelines.raw import checkpoint_result, merge_quarantine, request_metadata, sync_asset
+from revops_pipelines.run_config import RunConfig
 from revops_pipelines.warehouse import Warehouse, table
 
 CALLS = table(
@@ -281,7 +282,7 @@ def current_partition_tags() -> dict[str, str]:
     return {"dagster/partition": DAILY.get_last_partition_key()}
 
 
-class GongRunConfig(dg.Config):
+class GongRunConfig(RunConfig):
     """Leave both empty to sync the run's partition (today's: incremental; an older day or range: a
     backfill of that window). Set both (ISO dates, ``to`` exclusive) to backfill any other window —
     e.g. after a Gong outage — without moving the incremental checkpoint."""

@@ -23,6 +23,7 @@ from kb_assets import training
 from kb_assets.sensors import build_content_sensor
 from revops_pipelines.kb.resource import KnowledgeBaseResource
 from revops_pipelines.raw import column_schema
+from revops_pipelines.run_config import RunConfig
 from revops_pipelines.warehouse import Warehouse, table
 
 KB_ROOT = Path(__file__).resolve().parent
@@ -128,7 +129,7 @@ def kb_content(
     )
 
 
-class IndexConfig(dg.Config):
+class IndexConfig(RunConfig):
     rebuild: bool = Field(
         default=False, description="Re-embed every chunk (e.g. after changing the embedder)."
     )
@@ -283,7 +284,7 @@ def kb_taxonomy_nodes(knowledge_base: KnowledgeBaseResource, warehouse: Warehous
     )
 
 
-class EntityIndexConfig(dg.Config):
+class EntityIndexConfig(RunConfig):
     numeric_weight: float = Field(default=0.6, ge=0, le=1, description="Share of similarity from features.")
     calls_per_account: int = Field(
         default=8, ge=0, le=100, description="Latest calls forming the account text."
@@ -376,7 +377,7 @@ def kb_entity_index(
     )
 
 
-class HealthConfig(dg.Config):
+class HealthConfig(RunConfig):
     near_duplicate_threshold: float = Field(
         default=0.85, gt=0, le=1, description="Cosine above which two sections are near-duplicates."
     )

@@ -14,13 +14,14 @@ from revops_pipelines.checks import combine_checks, sql_check
 from revops_pipelines.kb.resource import KnowledgeBaseResource
 from revops_pipelines.kb.training import CALL_TOPICS, DECISION_EXAMPLES, REVENUE_EVENTS, TICKETS
 from revops_pipelines.raw import merge_metadata, table_asset
+from revops_pipelines.run_config import RunConfig
 from revops_pipelines.warehouse import Warehouse
 
 GROUP = "training_data"
 TAXONOMY_LABELLED = [TICKETS.name, CALL_TOPICS.name, REVENUE_EVENTS.name, DECISION_EXAMPLES.name]
 
 
-class SplitConfig(dg.Config):
+class SplitConfig(RunConfig):
     test_fraction: float = Field(default=0.2, ge=0, lt=1, description="Latest share of rows used as test.")
     valid_fraction: float = Field(
         default=0.1, ge=0, lt=1, description="Share before the test rows used as validation."

@@ -29,6 +29,7 @@ from revops_pipelines import __version__
 from revops_pipelines.lazy import np, pd
 from revops_pipelines.model_store import ModelStore
 from revops_pipelines.raw import column_schema, merge_metadata
+from revops_pipelines.run_config import RunConfig
 from revops_pipelines.warehouse import Warehouse, table
 
 MODEL_NAME = "churn_lgbm"
@@ -36,7 +37,7 @@ MODEL_NAME = "churn_lgbm"
 AUC_TOLERANCE = 0.005
 
 
-class ChurnTrainConfig(dg.Config):
+class ChurnTrainConfig(RunConfig):
     model_type: str = Field(
         default="auto",
         pattern="^(auto|hazard_glm|lgbm)$",

@@ -12,6 +12,7 @@ from revops_pipelines.kb.resource import KnowledgeBaseResource
 from revops_pipelines.lazy import pd
 from revops_pipelines.model_store import ModelStore
 from revops_pipelines.raw import merge_metadata, table_asset
+from revops_pipelines.run_config import RunConfig
 from revops_pipelines.warehouse import Warehouse, table
 
 TICKET_MODEL = "ticket_product_feature_clf"
@@ -21,7 +22,7 @@ REVENUE_NUMERIC = ["previous_arr", "current_arr", "arr_change", "seat_change"]
 REVENUE_CATEGORICAL = ["contract_event", "plan_change", "churn_reason", "source"]
 
 
-class TextClassifierConfig(dg.Config):
+class TextClassifierConfig(RunConfig):
     threshold: float = Field(
         default=0.5, gt=0, lt=1, description="Below this top-class probability the outcome is 'unknown'."
     )

@@ -9,11 +9,12 @@ import dagster as dg
 from pydantic import Field
 
 from revops_pipelines.model_store import ModelStore
+from revops_pipelines.run_config import RunConfig
 from revops_pipelines.sources import SampleWorldSource
 from revops_pipelines.warehouse import Warehouse
 
 
-class DecisionQualityConfig(dg.Config):
+class DecisionQualityConfig(RunConfig):
     k: int = Field(default=50, ge=1, description="How many accounts the team can act on per snapshot.")
     ks: list[str] = Field(
         default=["25", "50", "100", "10%"],

@@ -8,6 +8,7 @@ from pydantic import Field
 from revops_pipelines.kb.resource import KnowledgeBaseResource
 from revops_pipelines.lazy import np, pd
 from revops_pipelines.raw import column_schema, merge_metadata
+from revops_pipelines.run_config import RunConfig
 from revops_pipelines.warehouse import Warehouse, table
 
 CLUSTER_FEATURES = [
@@ -39,7 +40,7 @@ SEGMENTS = table(
 )
 
 
-class SegmentationConfig(dg.Config):
+class SegmentationConfig(RunConfig):
     clusters: int = Field(default=4, ge=2, le=12)
     seed: int = 7
 

@@ -75,6 +75,27 @@ def test_loading_definitions_imports_no_heavy_library(runtime_env):
     assert out.stdout.strip() == ""
 
 
+def test_run_config_classes_validate_on_first_use_not_at_load(runtime_env):
+    """Every asset's run config class (a ``RunConfig``) is read for Dagster's config schema at load,
+    its pydantic validator built only when a run is configured; it still rejects bad values."""
+    code = (
+        "import dagster as dg, revops_pipelines.definitions as d\n"
+        "from revops_pipelines.run_config import RunConfig\n"
+        "classes = {p.annotation for a in d.defs.assets if hasattr(a, 'op')\n"
+        "           for p in __import__('inspect').signature(a.op.compute_fn.decorated_fn).parameters.values()\n"
+        "           if isinstance(p.annotation, type) and issubclass(p.annotation, dg.Config)\n"
+        "           and not issubclass(p.annotation, dg.ConfigurableResource)}\n"
+        "print(len(classes), all(issubclass(c, RunConfig) for c in classes),\n"
+        "      any(c.__pydantic_complete__ for c in classes))\n"
+        "from assets.features import FeatureConfig\n"
+        "try:\n    FeatureConfig(horizon_days=3)\nexcept Exception as err:\n    print(type(err).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    count, all_run_config, any_built, rejected = out.stdout.split()
+    assert int(count) >= 10 and all_run_config == "True" and any_built == "False", out.stdout
+    assert rejected == "ValidationError"
+
+
 def test_loading_leaves_the_garbage_collector_as_it_found_it(runtime_env):
     """definitions.py pauses automatic collection while it loads: it resumes it (also when the load
     fails), and leaves it off in a process that had it off."""
