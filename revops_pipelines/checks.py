@@ -17,7 +17,6 @@ The factories return :class:`Check` declarations; a module builds its ``CHECKS``
 (each check still its own spec: named, shown and runnable on its own).
 """
 
-import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from typing import Any
 
 import dagster as dg
 
+from revops_pipelines.signature import pinned
 from revops_pipelines.warehouse import TableSchema, Warehouse, ident
 
 
@@ -159,15 +159,13 @@ def _multi_check(asset: str, group: list[Check], op_name: str) -> dg.AssetChecks
             if key in selected:
                 yield check(**{r: getattr(context.resources, r) for r in check.resources})
 
-    # Dagster inspects the function's signature ~16 times while building the op: compute it once
-    _checks.__signature__ = inspect.signature(_checks)  # type: ignore[attr-defined]
     return dg.multi_asset_check(
         specs=[c.spec() for c in group],
         name=op_name,
         description=f"{len(group)} check(s) of {asset}: {', '.join(c.name for c in group)}",
         can_subset=True,
         required_resource_keys=resource_keys,
-    )(_checks)
+    )(pinned(_checks))
 
 
 def sql_check(

@@ -25,6 +25,7 @@ import dagster as dg
 
 from revops_pipelines.agents.base import AgentRuntime
 from revops_pipelines.flows.spec import FlowSpec, Step
+from revops_pipelines.signature import pinned
 from revops_pipelines.warehouse import Warehouse
 
 AS_OF_TAG = "flow/as_of"
@@ -89,6 +90,7 @@ def _select_op(spec: FlowSpec) -> dg.OpDefinition:
             ),
         },
     )
+    @pinned
     def _op(context: dg.OpExecutionContext, warehouse: Warehouse, agents: AgentRuntime):
         from revops_pipelines.flows.runtime import select_entities
 
@@ -120,6 +122,7 @@ def _step_op(spec: FlowSpec, step: Step) -> dg.OpDefinition:
         tags={"flow_id": spec.flow_id, "step": step.id, "kind": step.agent or step.type or ""},
         description=step.description or label,
     )
+    @pinned
     def _op(context: dg.OpExecutionContext, warehouse: Warehouse, agents: AgentRuntime, **inputs: Any):
         from revops_pipelines.flows import runtime
         from revops_pipelines.flows.state import open_state
