@@ -30,6 +30,7 @@ from revops_pipelines.checks import (
 )
 from revops_pipelines.lazy import pd
 from revops_pipelines.raw import column_schema
+from revops_pipelines.signature import pinned
 from revops_pipelines.text.sentiment import sentence_polarity
 from revops_pipelines.warehouse import Warehouse, table
 
@@ -200,6 +201,7 @@ def _spec_metadata(schema) -> dict:
     description=SPEAKER_STATS.description,
     metadata=_spec_metadata(SPEAKER_STATS),
 )
+@pinned
 def gong_speaker_stats(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Per call and speaker talk time, talk ratio, sentences, sentiment and affiliation."""
     calls = _read(
@@ -254,6 +256,7 @@ def gong_speaker_stats(context: dg.AssetExecutionContext, warehouse: Warehouse) 
     description=CALL_TRACKERS.description,
     metadata=_spec_metadata(CALL_TRACKERS),
 )
+@pinned
 def gong_call_trackers(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Per call tracker hits and topics, as rows."""
     calls = _read(

@@ -30,6 +30,7 @@ from revops_pipelines.checks import combine_checks, sql_check
 from revops_pipelines.lazy import pd
 from revops_pipelines.raw import column_schema, merge_metadata
 from revops_pipelines.run_config import RunConfig
+from revops_pipelines.signature import pinned
 from revops_pipelines.text.sentiment import score_sentences
 from revops_pipelines.warehouse import Warehouse, table
 
@@ -56,6 +57,7 @@ SENTIMENT = table(
     description=SENTIMENT.description,
     metadata={"dagster/column_schema": column_schema(SENTIMENT)},
 )
+@pinned
 def gong_call_sentiment(warehouse: Warehouse) -> dg.MaterializeResult:
     df = warehouse.query("SELECT call_id, seq, text FROM raw_gong_transcripts ORDER BY call_id, seq")
     rows = []
@@ -442,6 +444,7 @@ class FeatureConfig(RunConfig):
     description=FEATURES.description,
     metadata={"dagster/column_schema": column_schema(FEATURES)},
 )
+@pinned
 def account_features(
     context: dg.AssetExecutionContext, config: FeatureConfig, warehouse: Warehouse
 ) -> dg.MaterializeResult:

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from revops_pipelines.raw import raw_table_asset
+from revops_pipelines.signature import pinned
 from revops_pipelines.sources import SampleWorldSource
 from revops_pipelines.warehouse import table
 
@@ -15,6 +16,7 @@ from revops_pipelines.warehouse import table
         "true churn probability of every account. Regenerated only when seed or size change."
     ),
 )
+@pinned
 def sample_world(context: dg.AssetExecutionContext, sample_world: SampleWorldSource) -> dg.MaterializeResult:
     if sample_world.is_current():
         manifest = sample_world.manifest()

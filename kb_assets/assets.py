@@ -24,6 +24,7 @@ from kb_assets.sensors import build_content_sensor
 from revops_pipelines.kb.resource import KnowledgeBaseResource
 from revops_pipelines.raw import column_schema
 from revops_pipelines.run_config import RunConfig
+from revops_pipelines.signature import pinned
 from revops_pipelines.warehouse import Warehouse, table
 
 KB_ROOT = Path(__file__).resolve().parent
@@ -92,6 +93,7 @@ def _git_commit(root: Path) -> str | None:
         )
     ],
 )
+@pinned
 def kb_content(
     context: dg.AssetExecutionContext, knowledge_base: KnowledgeBaseResource
 ) -> dg.MaterializeResult:
@@ -160,6 +162,7 @@ class IndexConfig(RunConfig):
     ],
     code_version="2",
 )
+@pinned
 def kb_index(
     context: dg.AssetExecutionContext, config: IndexConfig, knowledge_base: KnowledgeBaseResource
 ) -> dg.MaterializeResult:
@@ -257,6 +260,7 @@ def kb_index(
     + " One source of truth for SQL consumers (models, agents, reports): labels are these node ids.",
     metadata={"dagster/column_schema": column_schema(TAXONOMY_NODES)},
 )
+@pinned
 def kb_taxonomy_nodes(knowledge_base: KnowledgeBaseResource, warehouse: Warehouse) -> dg.MaterializeResult:
     import pandas as pd
 
@@ -317,6 +321,7 @@ class EntityIndexConfig(RunConfig):
         )
     ],
 )
+@pinned
 def kb_entity_index(
     context: dg.AssetExecutionContext,
     config: EntityIndexConfig,
@@ -393,6 +398,7 @@ class HealthConfig(RunConfig):
         "the previous report — as metadata and as a markdown report under $REVOPS_HOME/reports."
     ),
 )
+@pinned
 def kb_health_report(
     context: dg.AssetExecutionContext, config: HealthConfig, knowledge_base: KnowledgeBaseResource
 ) -> dg.MaterializeResult:

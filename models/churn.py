@@ -30,6 +30,7 @@ from revops_pipelines.lazy import np, pd
 from revops_pipelines.model_store import ModelStore
 from revops_pipelines.raw import column_schema, merge_metadata
 from revops_pipelines.run_config import RunConfig
+from revops_pipelines.signature import pinned
 from revops_pipelines.warehouse import Warehouse, table
 
 MODEL_NAME = "churn_lgbm"
@@ -210,6 +211,7 @@ def train_and_save(
     "the better on validation snapshots before the holdout is kept): time-split, "
     "Platt-calibrated, graded against the sample world's oracle. It serves only once the blocking check shows it is not worse than the champion.",
 )
+@pinned
 def churn_model(
     context: dg.AssetExecutionContext, config: ChurnTrainConfig, warehouse: Warehouse, model_store: ModelStore
 ) -> dg.MaterializeResult:
@@ -358,6 +360,7 @@ def compare_on_holdout(
     description="Scores champion and challenger on the challenger's holdout; promotes the challenger only "
     f"if its AUC is at least the champion's minus {AUC_TOLERANCE}. A failure blocks churn_scores.",
 )
+@pinned
 def churn_model_not_worse_than_champion(
     context: dg.AssetCheckExecutionContext, warehouse: Warehouse, model_store: ModelStore
 ) -> dg.AssetCheckResult:
@@ -395,6 +398,7 @@ SCORES = table(
     description=SCORES.description,
     metadata={"dagster/column_schema": column_schema(SCORES)},
 )
+@pinned
 def churn_scores(
     context: dg.AssetExecutionContext, warehouse: Warehouse, model_store: ModelStore
 ) -> dg.MaterializeResult:
@@ -450,6 +454,7 @@ def churn_scores(
     "closed by then. A backfill over many snapshots runs once and registers one version per snapshot; "
     "these versions are candidates (promote one with `revops models promote`), never auto-served.",
 )
+@pinned
 def churn_model_snapshots(
     context: dg.AssetExecutionContext, config: ChurnTrainConfig, warehouse: Warehouse, model_store: ModelStore
 ) -> dg.MaterializeResult:

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from revops_pipelines.model_store import ModelStore
 from revops_pipelines.run_config import RunConfig
+from revops_pipelines.signature import pinned
 from revops_pipelines.sources import SampleWorldSource
 from revops_pipelines.warehouse import Warehouse
 
@@ -36,6 +37,7 @@ class DecisionQualityConfig(RunConfig):
         "(goal: >= 0.9 x oracle expected precision@k at every k)."
     ),
 )
+@pinned
 def decision_quality_report(
     config: DecisionQualityConfig,
     warehouse: Warehouse,
@@ -72,6 +74,7 @@ def decision_quality_report(
     deps=["account_features"],
     description="Outcome of every executed action against later data (health change, renewed, churned).",
 )
+@pinned
 def action_outcomes(warehouse: Warehouse) -> dg.MaterializeResult:
     from revops_pipelines.agents.outcomes import track_outcomes
 

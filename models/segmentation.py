@@ -9,6 +9,7 @@ from revops_pipelines.kb.resource import KnowledgeBaseResource
 from revops_pipelines.lazy import np, pd
 from revops_pipelines.raw import column_schema, merge_metadata
 from revops_pipelines.run_config import RunConfig
+from revops_pipelines.signature import pinned
 from revops_pipelines.warehouse import Warehouse, table
 
 CLUSTER_FEATURES = [
@@ -94,6 +95,7 @@ def cluster_names(centroids) -> list[str]:
     description=SEGMENTS.description,
     metadata={"dagster/column_schema": column_schema(SEGMENTS)},
 )
+@pinned
 def account_segments(
     config: SegmentationConfig, warehouse: Warehouse, knowledge_base: KnowledgeBaseResource
 ) -> dg.MaterializeResult:

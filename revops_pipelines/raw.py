@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from revops_pipelines.signature import pinned
 from revops_pipelines.sources import SampleWorldSource
 from revops_pipelines.warehouse import MergeResult, TableSchema, Warehouse
 
@@ -51,7 +52,7 @@ def table_asset(
 ) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     """The decorator of an asset that writes ``schema``'s table: named after the table, in its group,
     with its column schema; ``description`` defaults to the table's. Anything else goes to ``dg.asset``."""
-    return dg.asset(
+    decorate = dg.asset(
         name=schema.name,
         group_name=schema.group,
         kinds=kinds,
@@ -60,6 +61,7 @@ def table_asset(
         metadata={"dagster/column_schema": column_schema(schema)},
         **asset,
     )
+    return lambda fn: decorate(pinned(fn))
 
 
 def request_metadata(stats) -> dict:
@@ -109,6 +111,7 @@ def raw_table_asset(
         description=description,
         metadata={"dagster/column_schema": column_schema(schema), "merge_keys": ", ".join(schema.keys)},
     )
+    @pinned
     def _asset(context: dg.AssetExecutionContext, warehouse: Warehouse, sample_world: SampleWorldSource):
         df = flatten(sample_world)
         result = warehouse.merge(schema, df)
@@ -138,7 +141,7 @@ def sync_asset(
     ``checkpoint_fresh`` check on ``checkpoint_of`` with :func:`checkpoint_result`. Anything else
     (``partitions_def``, ``backfill_policy``) goes to ``dg.multi_asset`` as it is.
     """
-    return dg.multi_asset(
+    decorate = dg.multi_asset(
         name=f"{source}_sync",
         specs=[table_spec(t, source=source, description=describe(t), deps=deps(t)) for t in tables],
         check_specs=[
@@ -148,6 +151,7 @@ def sync_asset(
         ],
         **multi_asset,
     )
+    return lambda fn: decorate(pinned(fn))
 
 
 def checkpoint_result(schema: TableSchema, passed: bool, metadata: dict) -> dg.AssetCheckResult:

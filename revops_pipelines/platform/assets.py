@@ -8,6 +8,7 @@ and pandas are imported only when it runs.
 import dagster as dg
 
 from revops_pipelines.model_store import ModelStore
+from revops_pipelines.signature import pinned
 from revops_pipelines.warehouse import Warehouse
 
 
@@ -24,6 +25,7 @@ def dashboard_path(tenant: str | None = None):
     description="Static HTML performance report: pipeline health, model quality over retrains, churn "
     "risk, flow runs and action outcomes, agent latency and errors, connector requests and 429s.",
 )
+@pinned
 def performance_dashboard(
     context: dg.AssetExecutionContext, warehouse: Warehouse, model_store: ModelStore
 ) -> dg.MaterializeResult:
