@@ -17,6 +17,10 @@ HubSpot does). At most ``max_batch_inputs`` (1,000) inputs per request — more 
 HubSpot's error body — and ``association_page_size`` associations per object, paged with ``after``.
 The links come from the world's ``hubspot/associations.jsonl`` (or :meth:`associate`); the
 transport faults (429, 5xx, timeouts, bad bodies) apply to this route as to every other.
+
+:meth:`from_world` keeps each record as its JSON line (:class:`~revops_pipelines.testing.fakes.JsonLines`)
+with ``(modified ms, id, archived)`` beside it: a 50,000-account world took ~5.7 GB as parsed dicts.
+Servers built from lists of dicts keep the dicts (tests change them in place).
 """
 
 from __future__ import annotations
@@ -25,12 +29,13 @@ import bisect
 import functools
 import json
 import uuid
+from array import array
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from revops_pipelines.testing.fakes import LoopbackServer, Reply, Request
+from revops_pipelines.testing.fakes import JsonLines, LoopbackServer, Reply, Request, record
 
 MODIFIED = {"contacts": "lastmodifieddate"}  # every other object: hs_lastmodifieddate
 
@@ -53,9 +58,16 @@ def modified_property(object_type: str) -> str:
     return MODIFIED.get(object_type, "hs_lastmodifieddate")
 
 
-@functools.lru_cache(maxsize=1 << 18)  # every search re-filters the same timestamps
-def _ms(ts: str) -> int:
+def _epoch_ms(ts: str) -> int:
     return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+_ms = functools.lru_cache(maxsize=1 << 18)(_epoch_ms)  # every search re-filters the same timestamps
+
+
+def _key(prop: str, rec: dict) -> tuple[int, str, bool]:
+    """What search sorts and filters a stored record on: ``(modified ms, id, archived)``."""
+    return _epoch_ms(rec["properties"][prop]), rec["id"], bool(rec.get("archived"))
 
 
 class FakeHubSpot(LoopbackServer):
@@ -77,7 +89,7 @@ class FakeHubSpot(LoopbackServer):
         # copy=False: the records (and association types) are the server's own from now on — what
         # from_world does with what it has just read, so a large world is not held twice
         self._copy = copy
-        self.objects = (
+        self.objects: dict[str, list[dict] | JsonLines] = (
             {k: [json.loads(json.dumps(r)) for r in v] for k, v in objects.items()} if copy else objects
         )
         self.token = token
@@ -85,12 +97,14 @@ class FakeHubSpot(LoopbackServer):
         self.served: Counter[str] = Counter()
         self.max_batch_inputs = max_batch_inputs
         self.association_page_size = association_page_size
-        # (from type, to type) -> from id -> [{toObjectId, associationTypes}]
-        self.links: dict[tuple[str, str], dict[str, list[dict]]] = {}
+        # (from type, to type) -> from id -> [(to id, association types)]; one list per distinct
+        # association types, shared (a 50,000-account world has ~1.4 million links and a few kinds)
+        self.links: dict[tuple[str, str], dict[str, list[tuple[str, list[dict]]]]] = {}
+        self._types: dict[str, list[dict]] = {}
         self.batch_sizes: list[int] = []  # inputs per association batch read, as received
-        # object type -> (signature, records in search order, their modified ms): searches bisect
-        # into it instead of filtering and sorting every record per page (O(N log N) per page)
-        self._indexes: dict[tuple[str, bool], tuple[tuple, list[dict], list[int]]] = {}
+        # object type -> (signature, records in search order as held, their modified ms): searches
+        # bisect into it instead of filtering and sorting every record per page (O(N log N) per page)
+        self._indexes: dict[tuple[str, bool], tuple[tuple, list[dict | bytes], array]] = {}
         self._version = 0  # bumped by archive(); see _index for what else invalidates the index
         for link in associations or []:
             self.associate(
@@ -103,23 +117,44 @@ class FakeHubSpot(LoopbackServer):
 
     @classmethod
     def from_world(cls, root: str | Path, **kw: Any) -> FakeHubSpot:
-        objects = {}
+        """The world's records, each kept as its JSON line (see the module docstring), and its
+        associations, read a line at a time."""
+        objects: dict[str, list[dict] | JsonLines] = {}
         for path in sorted((Path(root) / "hubspot").glob("*.jsonl")):
-            with path.open(encoding="utf-8") as fh:
-                objects[path.stem] = [json.loads(line) for line in fh if line.strip()]
-        return cls(objects, associations=objects.pop("associations", []), copy=False, **kw)
+            if path.stem != "associations":
+                key = functools.partial(_key, modified_property(path.stem))
+                objects[path.stem] = JsonLines.read(path, key=key)
+        server = cls(objects, copy=False, **kw)
+        path = Path(root) / "hubspot/associations.jsonl"
+        if path.exists():
+            with path.open("rb") as fh:
+                for line in fh:
+                    if line.strip():
+                        link = json.loads(line)
+                        server.associate(
+                            link["fromObjectType"],
+                            str(link["fromObjectId"]),
+                            link["toObjectType"],
+                            str(link["toObjectId"]),
+                            link.get("associationTypes"),
+                        )
+        return server
 
     def associate(
         self, from_type: str, from_id: str, to_type: str, to_id: str, types: list[dict] | None = None
     ) -> None:
-        """Link two records (both directions, as HubSpot associations are)."""
+        """Link two records (both directions, as HubSpot associations are). Links with the same
+        association types share one list of them (a copy of ``types`` unless ``copy=False``)."""
         types = types or [{"category": "HUBSPOT_DEFINED", "typeId": 0, "label": None}]
-        if self._copy:
-            types = json.loads(json.dumps(types))
+        text = json.dumps(types)
+        shared = self._types.get(text)
+        if shared is None:
+            shared = self._types[text] = json.loads(text) if self._copy else types
         for a, a_id, b, b_id in ((from_type, from_id, to_type, to_id), (to_type, to_id, from_type, from_id)):
             rows = self.links.setdefault((CANONICAL[a], CANONICAL[b]), {}).setdefault(a_id, [])
-            rows[:] = [r for r in rows if r["toObjectId"] != b_id]
-            rows.append({"toObjectId": b_id, "associationTypes": types})  # both directions share it
+            if any(r[0] == b_id for r in rows):
+                rows[:] = [r for r in rows if r[0] != b_id]
+            rows.append((b_id, shared))
 
     def handle(self, req: Request) -> Reply:
         if (req.headers.get("Authorization") or "") != f"Bearer {self.token}":
@@ -154,35 +189,51 @@ class FakeHubSpot(LoopbackServer):
     def archive(self, object_id: str, at: str) -> None:
         """Delete a record the way HubSpot does: archived, gone from search, listed with archived=true."""
         for recs in self.objects.values():
-            for r in recs:
-                if r["id"] == object_id:
+            ids = (k[1] for k in recs.keys) if isinstance(recs, JsonLines) else (r["id"] for r in recs)
+            for i, rid in enumerate(ids):
+                if rid == object_id:
+                    r = recs[i]
                     r.update(archived=True, archivedAt=at)
+                    recs[i] = r  # a JsonLines store keeps it as a new line
                     self._version += 1
                     return
         raise KeyError(object_id)
 
-    def _index(self, object_type: str, archived: bool = False) -> tuple[list[dict], list[int]]:
-        """The (non-)archived records of a type sorted as search returns them, and their modified ms.
+    def _index(self, object_type: str, archived: bool = False) -> tuple[list[dict | bytes], array]:
+        """The (non-)archived records of a type sorted as search returns them (as held: dicts, or
+        JSON lines of a :class:`JsonLines` store), and their modified ms.
 
-        Built once and reused while the type's record list is the same list of the same length and
-        nothing was archived; a record changed in place by other means (its modified date, its id)
-        needs :meth:`invalidate`."""
+        Built once and reused while the type's records are the same list (or store, unchanged) of
+        the same length and nothing was archived; a record of a list changed in place by other means
+        (its modified date, its id) needs :meth:`invalidate`."""
         recs = self.objects.get(object_type, [])
-        sig = (recs, len(recs), self._version)  # holds the list: its id is not reused meanwhile
+        stored = recs.version if isinstance(recs, JsonLines) else None
+        sig = (recs, len(recs), self._version, stored)  # holds the list: its id is not reused meanwhile
         hit = self._indexes.get((object_type, archived))
         if hit is not None and hit[0][0] is recs and hit[0][1:] == sig[1:]:
             return hit[1], hit[2]
-        prop = modified_property(object_type)
-        chosen = [r for r in recs if bool(r.get("archived")) == archived]
-        if archived:  # listed in stored order
-            ms: list[int] = []
+        if isinstance(recs, JsonLines):
+            items: list[dict | bytes] = recs.lines
+            keys = recs.keys
+            chosen = [i for i, k in enumerate(keys) if k[2] == archived]
+
+            def order(i: int) -> tuple[int, int, str, int]:
+                return keys[i][0], len(keys[i][1]), keys[i][1], i
         else:
-            keyed = sorted(
-                ((_ms(r["properties"][prop]), len(r["id"]), r["id"], i) for i, r in enumerate(chosen))
-            )
-            chosen, ms = [chosen[k[3]] for k in keyed], [k[0] for k in keyed]
-        self._indexes[(object_type, archived)] = (sig, chosen, ms)
-        return chosen, ms
+            items, prop = recs, modified_property(object_type)
+            chosen = [i for i, r in enumerate(recs) if bool(r.get("archived")) == archived]
+
+            def order(i: int) -> tuple[int, int, str, int]:
+                r = recs[i]
+                return _ms(r["properties"][prop]), len(r["id"]), r["id"], i
+
+        ms = array("q")
+        if not archived:  # archived records are listed in stored order
+            keyed = sorted(map(order, chosen))
+            chosen, ms = [k[3] for k in keyed], array("q", (k[0] for k in keyed))
+        found = [items[i] for i in chosen]
+        self._indexes[(object_type, archived)] = (sig, found, ms)
+        return found, ms
 
     def invalidate(self) -> None:
         """Forget the search indexes (after changing records in place)."""
@@ -192,7 +243,7 @@ class FakeHubSpot(LoopbackServer):
         archived = q.get("archived", "false").lower() == "true"
         recs, _ = self._index(object_type, archived)
         limit, after = min(int(q.get("limit") or 10), 100), int(q.get("after") or 0)
-        out: dict[str, Any] = {"results": recs[after : after + limit]}
+        out: dict[str, Any] = {"results": [record(r) for r in recs[after : after + limit]]}
         if after + limit < len(recs):
             out["paging"] = {"next": {"after": str(after + limit)}}
         return Reply(200, out)
@@ -226,7 +277,7 @@ class FakeHubSpot(LoopbackServer):
             page = [ordered[start + after - 1], *page]
         wanted = set(body.get("properties") or []) | {prop, "hs_object_id", "createdate"}
         results = []
-        for r in page:
+        for r in map(record, page):
             props = {k: v for k, v in r["properties"].items() if k in wanted}
             props["hs_object_id"] = r["id"]
             results.append({**r, "properties": props})
@@ -283,10 +334,7 @@ class FakeHubSpot(LoopbackServer):
             page = rows[start : start + self.association_page_size]
             res: dict[str, Any] = {
                 "from": {"id": oid},
-                "to": [
-                    {"toObjectId": int(r["toObjectId"]), "associationTypes": r["associationTypes"]}
-                    for r in page
-                ],
+                "to": [{"toObjectId": int(to_id), "associationTypes": types} for to_id, types in page],
             }
             if start + self.association_page_size < len(rows):
                 res["paging"] = {"next": {"after": str(start + self.association_page_size)}}
