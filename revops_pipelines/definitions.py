@@ -51,6 +51,16 @@ def flows_dir() -> Path:
     return Path(os.environ.get("REVOPS_FLOWS_DIR") or PROJECT_ROOT / "flows_yaml")
 
 
+def _nodes(assets: list) -> dict[str, str]:
+    """Asset -> the name of the op that materialises it (several assets for a multi-asset)."""
+    return {
+        key.to_user_string(): a.node_def.name
+        for a in assets
+        if isinstance(a, dg.AssetsDefinition) and a.is_executable
+        for key in a.keys
+    }
+
+
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """The code location for ``settings`` (default: from the environment; a tenant's code location
     passes its own, see :mod:`revops_pipelines.tenancy`)."""
@@ -108,7 +118,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     executor = dg.in_process_executor if settings.executor == "in_process" else dg.multiprocess_executor
     return dg.Definitions(
         assets=quality.with_freshness_policies(assets),
-        asset_checks=merge_checks(checks),
+        asset_checks=merge_checks(checks, nodes=_nodes(assets)),
         jobs=[ingest, features_job, train, kb_job, classify_job, evaluate_job, *jobs, *flow_jobs],
         sensors=[*sensors, *flow_sensors],
         schedules=[

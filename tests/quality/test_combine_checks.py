@@ -169,3 +169,51 @@ def test_loading_the_definitions_builds_each_check_op_once(monkeypatch):
         monkeypatch.delitem(sys.modules, m)
     defs = importlib.import_module("revops_pipelines.definitions").defs
     assert len(built) == len(set(built)) == sum(1 for d in defs.asset_checks if d.node_def.name in built)
+
+
+def test_non_blocking_checks_of_one_op_are_merged_when_they_wait_for_the_same_assets():
+    """With ``nodes`` (asset -> the op materialising it), the non-blocking checks of assets made by
+    one op share an op when they wait for the same other assets; blocking checks stay per asset."""
+    checks = [
+        unique_check("c_accounts", ("account_id",)),
+        not_null_check("c_accounts", ("segment",), blocking=False),
+        not_null_check("c_cases", ("case_id",), blocking=False),
+        references_check("c_cases", "account_id", "c_accounts", "account_id", blocking=False),
+        freshness_check("c_notes", "created_at", 7, reference=("c_usage", "day")),
+        not_null_check("c_other", ("x",), blocking=False),
+    ]
+    nodes = {"c_accounts": "sync", "c_cases": "sync", "c_notes": "sync", "c_usage": "usage", "c_other": "o"}
+    ops = {d.node_def.name: {k.name for k in d.check_keys} for d in merge_checks([checks], nodes=nodes)}
+    assert ops == {
+        "c_accounts_blocking_checks": {"c_accounts_unique_account_id"},
+        # c_cases' reference to c_accounts is to a table of the same op: no extra wait
+        "sync_checks": {
+            "c_accounts_not_null",
+            "c_cases_not_null",
+            "c_cases_account_id_references_c_accounts",
+        },
+        "c_notes_checks": {"c_notes_freshness"},  # waits for c_usage too: alone as before
+        "c_other_checks": {"c_other_not_null"},
+    }
+    without_nodes = {d.node_def.name: {k.name for k in d.check_keys} for d in merge_checks([checks])}
+    assert without_nodes == {  # one op per asset and kind
+        "c_accounts_blocking_checks": {"c_accounts_unique_account_id"},
+        "c_accounts_checks": {"c_accounts_not_null"},
+        "c_cases_checks": {"c_cases_not_null", "c_cases_account_id_references_c_accounts"},
+        "c_notes_checks": {"c_notes_freshness"},
+        "c_other_checks": {"c_other_not_null"},
+    }
+
+
+def test_a_check_that_raises_does_not_stop_the_other_checks_of_its_op(tmp_path):
+    wh = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    broken = sql_check(
+        "c_accounts", "c_accounts_broken", "SELECT COUNT(*) FROM no_such_table", description="x"
+    )
+    checks = [broken, not_null_check("c_accounts", ("segment",), blocking=False)]
+    [op] = combine_checks(checks, name="t")
+    result = dg.materialize([*_assets([("a1", None)]), op], resources={"warehouse": wh}, raise_on_error=False)
+    assert not result.success  # the step still fails, as it did
+    assert [(e.check_name, e.passed) for e in result.get_asset_check_evaluations()] == [
+        ("c_accounts_not_null", False)
+    ]
