@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from revops_pipelines.errors import ValidationFailed
 from revops_pipelines.lazy import pd
 from revops_pipelines.logging import get_logger, trace
-from revops_pipelines.validation import parse
+from revops_pipelines.validation import new_list, parse
 from revops_pipelines.warehouse import Warehouse, table
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ class AgentRuntime(dg.ConfigurableResource):
     crm_token: str | None = Field(default=None, description="HubSpot private-app token (dg.EnvVar).")
     webhook_url: str | None = Field(default=None, description="Outbound webhook endpoint.")
     webhook_secret: str | None = Field(default=None, description="HMAC-SHA256 signing secret (dg.EnvVar).")
-    allowed_webhook_hosts: list[str] = Field(default_factory=list, description="Webhook host allow-list.")
+    allowed_webhook_hosts: list[str] = Field(default_factory=new_list, description="Webhook host allow-list.")
     retry_attempts: int = Field(
         default=4, ge=1, le=10, description="Attempts per action on transient errors."
     )

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from revops_pipelines.agents.standardise import Day
-from revops_pipelines.validation import StrictModel
+from revops_pipelines.validation import StrictModel, new_list
 
 # ---- Data Agent -----------------------------------------------------------------------------------
 NUMERIC_FEATURES = (
@@ -54,13 +54,13 @@ class CohortParams(StrictModel):
 
 class RunQueryParams(StrictModel):
     sql: str = Field(min_length=1, max_length=20_000)
-    params: list[str | int | float | bool | date | None] = Field(default_factory=list)
+    params: list[str | int | float | bool | date | None] = Field(default_factory=new_list)
     limit: int = Field(default=1000, ge=1, le=100_000)
 
 
 class ExplainParams(StrictModel):
     sql: str = Field(min_length=1, max_length=20_000)
-    params: list[str | int | float | bool | date | None] = Field(default_factory=list)
+    params: list[str | int | float | bool | date | None] = Field(default_factory=new_list)
 
 
 class SuggestParams(StrictModel):

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from revops_pipelines.validation import StrictModel
+from revops_pipelines.validation import StrictModel, new_list
 
 ID = r"^[a-z][a-z0-9_]{0,62}$"
 CHANNEL = r"^#[a-z0-9._-]{1,80}$"
@@ -62,7 +62,7 @@ class Entities(StrictModel):
     """Entity selection: one read-only SELECT with ``?`` placeholders and their values (never formatted)."""
 
     sql: str = Field(min_length=7, description="SELECT returning one row per entity.")
-    params: list[str | int | float | bool] = Field(default_factory=list)
+    params: list[str | int | float | bool] = Field(default_factory=new_list)
     id_column: str = Field(default="account_id", description="Column holding the entity id.")
     via: Literal["warehouse", "data_agent"] = Field(
         default="warehouse",
@@ -86,7 +86,7 @@ class Step(StrictModel):
     agent: str | None = Field(default=None, description="Agent name (with action), or use type.")
     action: str | None = None
     type: str | None = Field(default=None, description="A registered custom step type (see flows.plugins).")
-    depends_on: list[str] = Field(default_factory=list)
+    depends_on: list[str] = Field(default_factory=new_list)
     parameters: dict[str, Any] = Field(
         default_factory=dict,
         description="Values may use ${entity.<field>} and ${steps.<id>.output.<path>} templates.",
