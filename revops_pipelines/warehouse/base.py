@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+from pydantic import ConfigDict
 
 from revops_pipelines.errors import WarehouseError
 from revops_pipelines.warehouse.schema import TableSchema, ident
@@ -79,6 +80,10 @@ def frame_to_arrow(schema: TableSchema, df: pd.DataFrame) -> pa.Table:
 
 class Warehouse(dg.ConfigurableResource):
     """Abstract warehouse resource. Use :func:`revops_pipelines.resources.warehouse_from_settings`."""
+
+    # validators are built when a class is first instantiated: never for this abstract base (~0.6 ms
+    # of loading the definitions); a concrete warehouse's on its first instance, as before
+    model_config = ConfigDict(defer_build=True)
 
     tenant: str | None = None  # set for a tenant: connecting outside its file/database is refused
 
