@@ -9,19 +9,21 @@ Nothing here imports an HTTP library; the vendor modules do, inside their client
 import json
 import os
 import random
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
 from pydantic import ConfigDict, Field
 
 from revops_pipelines.errors import ConfigurationError, RevOpsError
+
+if TYPE_CHECKING:
+    import sqlite3  # imported when a store first opens (not while the definitions load)
 
 
 class SourceError(RevOpsError):
@@ -272,8 +274,10 @@ class KeyedStore:
         self.bytes_written = 0
         self.last_apply_bytes = 0
 
-    def _db(self) -> sqlite3.Connection:
+    def _db(self) -> "sqlite3.Connection":
         if self._conn is None:
+            import sqlite3
+
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
             conn.execute("PRAGMA journal_mode=WAL")
