@@ -59,7 +59,12 @@ def with_freshness_policies(assets):
         policy = freshness_policy_for(spec)
         return spec if policy is None else dg.apply_freshness_policy(spec, policy, overwrite_existing=False)
 
-    return list(dg.map_asset_specs(apply, assets))
+    def needs_policy(a) -> bool:
+        specs = a.specs if isinstance(a, dg.AssetsDefinition) else [a]
+        return any(freshness_policy_for(s) is not None for s in specs)
+
+    # a definition none of whose specs gets a policy passes as it is (mapping it would rebuild it)
+    return [dg.map_asset_specs(apply, [a])[0] if needs_policy(a) else a for a in assets]
 
 
 DOMAINS = (salesforce, hubspot, gong, product, features)
