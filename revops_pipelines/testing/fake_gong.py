@@ -27,7 +27,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from revops_pipelines.testing.fakes import JsonLinesById, LoopbackServer, Reply, Request
+from revops_pipelines.testing.fakes import (
+    JsonLinesById,
+    LineCodec,
+    LoopbackServer,
+    Reply,
+    Request,
+    jsonl_lines,
+)
 
 
 def _z(ts: str) -> str:
@@ -68,23 +75,24 @@ class FakeGong(LoopbackServer):
 
     @classmethod
     def from_world(cls, root: str | Path, **kw: Any) -> FakeGong:
-        """The world's calls and transcripts, held as JSON lines (see
+        """The world's calls and transcripts, held as deflated JSON lines (see
         :class:`~revops_pipelines.testing.fakes.JsonLinesById`: a 50,000-account world's ~850 MB of
         them took about 5 GB as parsed dicts, and a served record is read once or twice); the listing
         serves each call's metadata, parsed once. A record changed after reading it from
         :attr:`by_id` or :attr:`transcripts` is kept only when stored back there."""
         root = Path(root)
-        listed, calls, transcripts = [], JsonLinesById(), JsonLinesById()
-        with (root / "gong/calls.jsonl").open("rb") as fh:
-            for line in fh:
-                if line.strip():
-                    meta = json.loads(line)["metaData"]
-                    listed.append({"metaData": meta})
-                    calls.put_line(meta["id"], line)
-        with (root / "gong/transcripts.jsonl").open("rb") as fh:
-            for line in fh:
-                if line.strip():
-                    transcripts.put_line(json.loads(line)["callId"], line)
+        calls_at, transcripts_at = root / "gong/calls.jsonl", root / "gong/transcripts.jsonl"
+        listed: list[dict] = []
+        calls, transcripts = (
+            JsonLinesById(LineCodec.sample(calls_at)),
+            JsonLinesById(LineCodec.sample(transcripts_at)),
+        )
+        for line in jsonl_lines(calls_at):
+            meta = json.loads(line)["metaData"]
+            listed.append({"metaData": meta})
+            calls.put_line(meta["id"], line)
+        for line in jsonl_lines(transcripts_at):
+            transcripts.put_line(json.loads(line)["callId"], line)
         server = cls(listed, [], **kw)
         server.by_id, server.transcripts = calls, transcripts
         return server

@@ -18,8 +18,8 @@ HubSpot's error body — and ``association_page_size`` associations per object, 
 The links come from the world's ``hubspot/associations.jsonl`` (or :meth:`associate`); the
 transport faults (429, 5xx, timeouts, bad bodies) apply to this route as to every other.
 
-:meth:`from_world` keeps each record as its JSON line (:class:`~revops_pipelines.testing.fakes.JsonLines`)
-with ``(modified ms, id, archived)`` beside it: a 50,000-account world took ~5.7 GB as parsed dicts.
+:meth:`from_world` keeps each record as its deflated JSON line
+(:class:`~revops_pipelines.testing.fakes.JsonLines`) with ``(modified ms, id, archived)`` beside it: a 50,000-account world took ~5.7 GB as parsed dicts.
 Servers built from lists of dicts keep the dicts (tests change them in place).
 """
 
@@ -31,11 +31,12 @@ import json
 import uuid
 from array import array
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from revops_pipelines.testing.fakes import JsonLines, LoopbackServer, Reply, Request, record
+from revops_pipelines.testing.fakes import JsonLines, LoopbackServer, Reply, Request
 
 MODIFIED = {"contacts": "lastmodifieddate"}  # every other object: hs_lastmodifieddate
 
@@ -63,6 +64,15 @@ def _epoch_ms(ts: str) -> int:
 
 
 _ms = functools.lru_cache(maxsize=1 << 18)(_epoch_ms)  # every search re-filters the same timestamps
+
+
+def _same(rec: dict) -> dict:
+    return rec
+
+
+# records of a type in search order as held (dicts or JsonLines lines), their modified ms, and what
+# reads one of them
+_Index = tuple[list[dict | bytes], array, Callable[[Any], dict]]
 
 
 def _key(prop: str, rec: dict) -> tuple[int, str, bool]:
@@ -104,7 +114,7 @@ class FakeHubSpot(LoopbackServer):
         self.batch_sizes: list[int] = []  # inputs per association batch read, as received
         # object type -> (signature, records in search order as held, their modified ms): searches
         # bisect into it instead of filtering and sorting every record per page (O(N log N) per page)
-        self._indexes: dict[tuple[str, bool], tuple[tuple, list[dict | bytes], array]] = {}
+        self._indexes: dict[tuple[str, bool], tuple[tuple, _Index]] = {}
         self._version = 0  # bumped by archive(); see _index for what else invalidates the index
         for link in associations or []:
             self.associate(
@@ -199,9 +209,9 @@ class FakeHubSpot(LoopbackServer):
                     return
         raise KeyError(object_id)
 
-    def _index(self, object_type: str, archived: bool = False) -> tuple[list[dict | bytes], array]:
+    def _index(self, object_type: str, archived: bool = False) -> _Index:
         """The (non-)archived records of a type sorted as search returns them (as held: dicts, or
-        JSON lines of a :class:`JsonLines` store), and their modified ms.
+        lines of a :class:`JsonLines` store), their modified ms, and what reads one.
 
         Built once and reused while the type's records are the same list (or store, unchanged) of
         the same length and nothing was archived; a record of a list changed in place by other means
@@ -211,16 +221,17 @@ class FakeHubSpot(LoopbackServer):
         sig = (recs, len(recs), self._version, stored)  # holds the list: its id is not reused meanwhile
         hit = self._indexes.get((object_type, archived))
         if hit is not None and hit[0][0] is recs and hit[0][1:] == sig[1:]:
-            return hit[1], hit[2]
+            return hit[1]
         if isinstance(recs, JsonLines):
             items: list[dict | bytes] = recs.lines
+            load: Callable[[Any], dict] = recs.load
             keys = recs.keys
             chosen = [i for i, k in enumerate(keys) if k[2] == archived]
 
             def order(i: int) -> tuple[int, int, str, int]:
                 return keys[i][0], len(keys[i][1]), keys[i][1], i
         else:
-            items, prop = recs, modified_property(object_type)
+            items, prop, load = recs, modified_property(object_type), _same
             chosen = [i for i, r in enumerate(recs) if bool(r.get("archived")) == archived]
 
             def order(i: int) -> tuple[int, int, str, int]:
@@ -231,9 +242,9 @@ class FakeHubSpot(LoopbackServer):
         if not archived:  # archived records are listed in stored order
             keyed = sorted(map(order, chosen))
             chosen, ms = [k[3] for k in keyed], array("q", (k[0] for k in keyed))
-        found = [items[i] for i in chosen]
-        self._indexes[(object_type, archived)] = (sig, found, ms)
-        return found, ms
+        index = ([items[i] for i in chosen], ms, load)
+        self._indexes[(object_type, archived)] = (sig, index)
+        return index
 
     def invalidate(self) -> None:
         """Forget the search indexes (after changing records in place)."""
@@ -241,9 +252,9 @@ class FakeHubSpot(LoopbackServer):
 
     def _list(self, object_type: str, q: dict[str, str]) -> Reply:
         archived = q.get("archived", "false").lower() == "true"
-        recs, _ = self._index(object_type, archived)
+        recs, _, load = self._index(object_type, archived)
         limit, after = min(int(q.get("limit") or 10), 100), int(q.get("after") or 0)
-        out: dict[str, Any] = {"results": [record(r) for r in recs[after : after + limit]]}
+        out: dict[str, Any] = {"results": [load(r) for r in recs[after : after + limit]]}
         if after + limit < len(recs):
             out["paging"] = {"next": {"after": str(after + limit)}}
         return Reply(200, out)
@@ -265,7 +276,7 @@ class FakeHubSpot(LoopbackServer):
                     "message": f"search results are limited to {self.max_results}; use a narrower filter",
                 },
             )
-        ordered, ms = self._index(object_type)
+        ordered, ms, load = self._index(object_type)
         start = 0  # every GTE filter on the modified property applies: the latest bound wins
         for group in body.get("filterGroups") or []:
             for f in group.get("filters") or []:
@@ -277,7 +288,7 @@ class FakeHubSpot(LoopbackServer):
             page = [ordered[start + after - 1], *page]
         wanted = set(body.get("properties") or []) | {prop, "hs_object_id", "createdate"}
         results = []
-        for r in map(record, page):
+        for r in map(load, page):
             props = {k: v for k, v in r["properties"].items() if k in wanted}
             props["hs_object_id"] = r["id"]
             results.append({**r, "properties": props})

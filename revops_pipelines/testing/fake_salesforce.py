@@ -19,8 +19,8 @@ Implemented as the connector uses it:
 incremental syncs and deletes can be tested. An object without a file in the world (a world from an
 older generator) is empty unless records are added to :attr:`objects`.
 
-:meth:`from_world` keeps each record as its JSON line (:class:`~revops_pipelines.testing.fakes.JsonLines`)
-with ``(SystemModstamp, Id, IsDeleted)`` beside it, and sorts each object once per change: a
+:meth:`from_world` keeps each record as its deflated JSON line
+(:class:`~revops_pipelines.testing.fakes.JsonLines`) with ``(SystemModstamp, Id, IsDeleted)`` beside it, and sorts each object once per change: a
 50,000-account world took ~5.9 GB as parsed dicts. Servers built from lists of dicts keep the dicts
 (tests change them in place).
 """
@@ -33,11 +33,12 @@ import secrets
 import uuid
 from array import array
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from revops_pipelines.testing.fakes import JsonLines, LoopbackServer, Reply, Request, record
+from revops_pipelines.testing.fakes import JsonLines, LoopbackServer, Reply, Request
 
 SOQL = re.compile(
     r"^SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<obj>\w+)"
@@ -69,6 +70,15 @@ def _us(ts: str) -> int:
     return (sf_time(ts) - _EPOCH) // _US
 
 
+def _same(rec: dict) -> dict:
+    return rec
+
+
+# what a query selects: object, fields, records in query order as held (dicts or JsonLines lines),
+# and what reads one of them
+_Selection = tuple[str, list[str], list[dict | bytes], Callable[[Any], dict]]
+
+
 def _key(rec: dict) -> tuple[int, str, bool]:
     """What a query filters and sorts a record on: ``(SystemModstamp µs, Id, IsDeleted)``."""
     return _us(rec["SystemModstamp"]), rec["Id"], bool(rec.get("IsDeleted"))
@@ -98,8 +108,8 @@ class FakeSalesforce(LoopbackServer):
         self.version = version
         self.tokens: set[str] = set()
         self.served: Counter[str] = Counter()  # object -> records served
-        # query locator / bulk job -> (object, fields, its records in query order as stored)
-        self._locators: dict[str, tuple[str, list[str], list[dict | bytes]]] = {}
+        # query locator / bulk job -> (object, fields, its records in query order as held, reader)
+        self._locators: dict[str, _Selection] = {}
         self._orders: dict[str, tuple[JsonLines, int, array, array]] = {}  # see _select
 
     @classmethod
@@ -159,9 +169,9 @@ class FakeSalesforce(LoopbackServer):
         self.tokens.add(token)
         return Reply(200, {"access_token": token, "instance_url": self.url, "token_type": "Bearer"})
 
-    def _rows(self, endpoint: str, soql: str) -> tuple[str, list[str], list[dict | bytes]] | None:
-        """What a query selects: its object, its fields and its records in ``SystemModstamp, Id``
-        order (``query`` without the deleted ones), each as the server holds it (dict or JSON line)."""
+    def _rows(self, endpoint: str, soql: str) -> _Selection | None:
+        """What a query selects: its object, its fields, its records in ``SystemModstamp, Id`` order
+        (``query`` without the deleted ones) as the server holds them, and what reads one."""
         m = SOQL.match(soql.strip())
         if not m:
             return None
@@ -169,15 +179,15 @@ class FakeSalesforce(LoopbackServer):
         obj = m.group("obj")
         recs = self.objects.get(obj, [])
         if isinstance(recs, JsonLines):
-            keys, items = recs.keys, recs.lines
+            keys, items, load = recs.keys, recs.lines, recs.load
             order, stamps = self._order(obj, recs)
         else:  # records that tests may have changed in place: keyed afresh per query
-            keys, items = [_key(r) for r in recs], recs
+            keys, items, load = [_key(r) for r in recs], recs, _same
             order = sorted(range(len(keys)), key=lambda i: keys[i][:2])
             stamps = [keys[i][0] for i in order]
         start = bisect.bisect_left(stamps, _us(m.group("since"))) if m.group("since") else 0
         live = endpoint == "query"
-        return obj, fields, [items[i] for i in order[start:] if not (live and keys[i][2])]
+        return obj, fields, [items[i] for i in order[start:] if not (live and keys[i][2])], load
 
     def _order(self, obj: str, recs: JsonLines) -> tuple[array, array]:
         """A stored object's record positions in ``SystemModstamp, Id`` order and their stamps,
@@ -207,7 +217,7 @@ class FakeSalesforce(LoopbackServer):
             return Reply(404, [{"message": "job not found", "errorCode": "NOT_FOUND"}])
         if not what:
             return Reply(200, {"id": job, "state": "JobComplete"})
-        obj, fields, rows = self._locators[job]
+        obj, fields, rows, load = self._locators[job]
         q = {k: v[0] for k, v in req.query.items()}
         offset, size = int(q.get("locator") or 0), int(q.get("maxRecords") or 50_000)
         page = rows[offset : offset + size]
@@ -215,7 +225,7 @@ class FakeSalesforce(LoopbackServer):
         w = csv.writer(out, lineterminator="\n")
         w.writerow(fields)
         for item in page:
-            r = record(item)
+            r = load(item)
             w.writerow(
                 [
                     ""
@@ -253,13 +263,13 @@ class FakeSalesforce(LoopbackServer):
         return self._page(endpoint, locator, int(offset))
 
     def _page(self, endpoint: str, locator: str, offset: int) -> Reply:
-        obj, fields, rows = self._locators[locator]
+        obj, fields, rows, load = self._locators[locator]
         items = rows[offset : offset + self.page_size]
         if offset and self.faults.take(f"/services/data/v{self.version}/{endpoint}/", ("duplicates",)):
             items = [rows[offset - 1], *items]
         page = []
         for item in items:
-            r = record(item)
+            r = load(item)
             url = f"/services/data/v{self.version}/sobjects/{obj}/{r['Id']}"
             page.append({"attributes": {"type": obj, "url": url}, **{f: r.get(f) for f in fields}})
         self.served[obj] += len(page)

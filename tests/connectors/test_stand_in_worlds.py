@@ -201,3 +201,20 @@ def test_salesforce_from_world_serves_what_the_records_serve_and_keeps_changes(s
             "IsDeleted": "false",
             "SystemModstamp": "2031-01-05T00:00:00.000+0000",
         }
+
+
+def test_json_lines_read_back_what_was_stored_and_keep_changes_stored_back():
+    recs = [
+        {"id": str(i), "name": f"Zoë {i} — Société Générale", "n": i, "ok": i % 2 == 0} for i in range(100)
+    ]
+    store = JsonLines(recs, key=lambda r: r["n"])
+    assert store == recs and store[3] == recs[3] and store[-2:] == recs[-2:] and store != recs[:-1]
+    assert sum(map(len, store.lines)) < sum(len(json.dumps(r)) for r in recs) / 2  # deflated
+    rec = store[5]
+    rec.update(name="changed", n=500)
+    assert store[5] == recs[5]  # what was read is a copy
+    version = store.version
+    store[5] = rec
+    assert store[5] == rec and store.keys[5] == 500 and store.version == version + 1
+    store.append({"id": "x", "n": 1000})
+    assert len(store) == 101 and store.keys[-1] == 1000 and list(store)[-1] == {"id": "x", "n": 1000}
