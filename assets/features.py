@@ -110,6 +110,9 @@ FEATURES = table(
         ("customer_sentiment_90d", "DOUBLE"),
         ("competitor_mentions_90d", "INTEGER"),
         ("pricing_mentions_90d", "INTEGER"),
+        ("util_last_day_vs_4w", "DOUBLE"),
+        ("sessions_per_user_last_day_vs_28d", "DOUBLE"),
+        ("events_per_session_last_day_vs_28d", "DOUBLE"),
         ("churned_in_horizon", "BOOLEAN"),
     ],
     keys=("account_id", "snapshot_date"),
@@ -209,7 +212,16 @@ u AS (
     -- depth of use, whatever the team's size or adoption: events per session, sessions per active user
     {eps_30} AS events_per_session_30d,
     {eps_prev_60} AS events_per_session_prev_60d,
-    {spu_30} AS sessions_per_user_30d
+    {spu_30} AS sessions_per_user_30d,
+    -- the snapshot day itself (the newest data: the first day of the new month) against the weeks before
+    MAX(CASE WHEN u.usage_date = p.snap THEN u.seats END) AS seats_last_day,
+    MAX(CASE WHEN u.usage_date = p.snap THEN u.active_users END) AS users_last_day,
+    MAX(CASE WHEN u.usage_date = p.snap THEN u.sessions END) AS sessions_last_day,
+    MAX(CASE WHEN u.usage_date = p.snap THEN u.events END) AS events_last_day,
+    AVG(CASE WHEN DATE_DIFF('day', u.usage_date, p.snap) IN (7, 14, 21, 28) THEN {util} END) AS util_same_weekday_4w,
+    SUM(CASE WHEN {prev28} THEN u.active_users END) AS users_prev_28d,
+    SUM(CASE WHEN {prev28} THEN u.sessions END) AS sessions_prev_28d,
+    SUM(CASE WHEN {prev28} THEN u.events END) AS events_prev_28d
   FROM raw_product_usage u, p
   WHERE u.usage_date <= p.snap AND u.usage_date > {ago90}
   GROUP BY u.account_id
@@ -332,6 +344,17 @@ SELECT acct.account_id, acct.snap AS snapshot_date, acct.segment, acct.plan, acc
   conv.customer_talk_ratio_90d, conv.customer_sentiment_90d,
   COALESCE(trk.competitor_mentions_90d, 0) AS competitor_mentions_90d,
   COALESCE(trk.pricing_mentions_90d, 0) AS pricing_mentions_90d,
+  -- log-ratios of the snapshot day to the weeks before (same weekday for utilisation, as weekends are
+  -- quiet); null when that day has no usage row, no active user (sessions per user) or no session
+  CASE WHEN u.seats_last_day > 0 AND u.util_same_weekday_4w IS NOT NULL
+    THEN {util_day}
+  END AS util_last_day_vs_4w,
+  CASE WHEN u.users_last_day > 0 AND u.users_prev_28d > 0
+    THEN {lr_spu}
+  END AS sessions_per_user_last_day_vs_28d,
+  CASE WHEN u.sessions_last_day > 0 AND u.sessions_prev_28d > 0
+    THEN {lr_eps}
+  END AS events_per_session_last_day_vs_28d,
   -- known only once the whole window is observed; a partial window would label only the churners
   CASE WHEN acct.label_end <= (SELECT MAX(usage_date) FROM raw_product_usage)
     THEN COALESCE(acct.churn_date <= acct.label_end, FALSE)
@@ -364,12 +387,28 @@ def render_features_sql(dialect: str) -> str:
         eps_prev_60=_ratio("u.events", "u.sessions", earlier),
         eps_180=_ratio("u.events", "u.sessions", "u.usage_date <= p.snap"),
         spu_30=_ratio("u.sessions", "u.active_users", recent),
+        prev28="DATE_DIFF('day', u.usage_date, p.snap) BETWEEN 1 AND 28",
+        # + 0.5: a day's counts are small (a quiet day can be 0); the same smoothing on both sides
+        util_day="LN((CAST(u.users_last_day AS DOUBLE PRECISION) + 0.5) / u.seats_last_day) - "
+        "LN(u.util_same_weekday_4w + 0.5 / CAST(u.seats_last_day AS DOUBLE PRECISION))",
+        lr_spu=_log_ratio_change("sessions", "users"),
+        lr_eps=_log_ratio_change("events", "sessions"),
         util=_UTIL,
         completeness=_COMPLETENESS,
         tenure="DATE_DIFF('day', acct.customer_since, acct.snap)",
         competitor_trackers=_names(COMPETITOR_TRACKERS),
         pricing_trackers=_names(PRICING_TRACKERS),
     )
+
+
+def _log_ratio_change(num: str, den: str) -> str:
+    """LN of num/den on the snapshot day minus LN of num/den over the 28 days before it (``u``'s
+    ``<num>_last_day`` / ``<num>_prev_28d`` columns), each count + 0.5."""
+
+    def ln(a: str, b: str) -> str:
+        return f"LN((CAST({a} AS DOUBLE PRECISION) + 0.5) / (CAST({b} AS DOUBLE PRECISION) + 0.5))"
+
+    return f"{ln(f'u.{num}_last_day', f'u.{den}_last_day')} - {ln(f'u.{num}_prev_28d', f'u.{den}_prev_28d')}"
 
 
 def _names(names: tuple[str, ...]) -> str:

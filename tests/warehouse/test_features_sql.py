@@ -369,3 +369,56 @@ def test_usage_depth_features_are_ratios_of_sums_in_their_windows(tmp_path):
         for col, (num, den, lo, hi) in windows.items():
             w = rows[(rows["usage_date"] > lo) & (rows["usage_date"] <= hi)]
             assert got.loc[account, col] == pytest.approx(w[num].sum() / w[den].sum()), (account, col)
+
+
+def test_snapshot_day_features_compare_that_day_with_the_weeks_before(tmp_path):
+    """The snapshot day's utilisation against the same weekday of the four weeks before, and its sessions
+    per user and events per session against the 28 days before, as log-ratios with + 0.5 per count;
+    null when the day has no seats, no active user or no session (Firebolt: the rendering test
+    compares them)."""
+    import math
+
+    data = world(until=dt.date(2025, 12, 31))
+    for r in data[USAGE]:  # on the snapshot day: one account without users, one without sessions
+        if r["usage_date"] == SNAP and r["account_id"] == "001A0":
+            r["active_users"] = 0
+        if r["usage_date"] == SNAP and r["account_id"] == "001A4":
+            r["active_users"], r["sessions"] = 3, 0
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
+    load(warehouse, data)
+    got = features(warehouse).set_index("account_id")
+    use = pd.DataFrame(data[USAGE])
+    checked = 0
+    for account in got.index:
+        rows = use[use["account_id"] == account].set_index("usage_date")
+        day = rows.loc[SNAP]
+        ago = [(SNAP - d).days for d in rows.index]
+        prev = rows[[1 <= a <= 28 for a in ago]]
+        same = rows[[a in (7, 14, 21, 28) for a in ago]]
+        util = (same["active_users"] / same["seats"].where(same["seats"] != 0)).mean()
+
+        def lr(num: str, den: str, day=day, prev=prev) -> float:
+            return math.log((day[num] + 0.5) / (day[den] + 0.5)) - math.log(
+                (prev[num].sum() + 0.5) / (prev[den].sum() + 0.5)
+            )
+
+        want = {
+            "util_last_day_vs_4w": math.log((day["active_users"] + 0.5) / day["seats"])
+            - math.log(util + 0.5 / day["seats"])
+            if day["seats"] > 0
+            else None,
+            "sessions_per_user_last_day_vs_28d": lr("sessions", "active_users")
+            if day["active_users"] > 0
+            else None,
+            "events_per_session_last_day_vs_28d": lr("events", "sessions") if day["sessions"] > 0 else None,
+        }
+        for col, v in want.items():
+            if v is None:
+                assert pd.isna(got.loc[account, col]), (account, col)
+            else:
+                assert got.loc[account, col] == pytest.approx(v), (account, col)
+                checked += 1
+    assert pd.isna(got.loc["001A0", "sessions_per_user_last_day_vs_28d"])
+    assert pd.isna(got.loc["001A4", "events_per_session_last_day_vs_28d"])
+    assert pd.isna(got.loc["001A5", "util_last_day_vs_4w"])  # no seats
+    assert checked >= 12
