@@ -2,7 +2,7 @@
 
 ``churn_model`` trains on past snapshots (by default, ``model_type="auto"``, both LightGBM and a
 decision-hazard model — the churn hazard at each contract decision in the label window, linear in the
-account's signals — keeping the one with the higher AUC on the calibration snapshots, which precede the
+account's signals — keeping the one with the higher PR-AUC (average precision) on the calibration snapshots, which precede the
 held-out ones, for fits on the snapshots a label horizon before them; ``"lgbm"`` or ``"hazard_glm"``
 trains only that one), calibrates on the next ones and evaluates on the latest labelled snapshots, then registers the model (a challenger) in the model store with its
 metrics, training window, data fingerprint, params and code version. The blocking check
@@ -43,7 +43,8 @@ class ChurnTrainConfig(RunConfig):
         default="auto",
         pattern="^(auto|hazard_glm|lgbm)$",
         description="auto: train both below on the same snapshots and keep the one with the higher "
-        "validation AUC on the calibration snapshots (before the held-out ones; realised labels only; "
+        "validation PR-AUC (average precision) on the calibration snapshots (before the held-out ones; "
+        "realised labels only; "
         "fitted for this on the snapshots whose label window closes before them); "
         "hazard_glm: churn hazard at each contract decision in the window, linear in the "
         "signals (models.churn_lib.HazardModel; ranks the riskiest accounts better with few churners); "

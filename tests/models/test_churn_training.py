@@ -290,15 +290,16 @@ def test_auto_trains_both_and_keeps_the_better_on_validation(warehouse, store, m
     assert fit.metrics["model"]["auc"] == pytest.approx(sel["candidates"][favoured]["holdout_auc"])
 
 
-def test_auto_selection_uses_realised_validation_auc(warehouse, store):
-    """Without patching, the kept candidate is the one with the higher recorded validation AUC, and
-    that AUC is the candidate's own on the validation rows."""
+def test_auto_selection_uses_realised_validation_pr_auc(warehouse, store):
+    """Without patching, the kept candidate is the one with the higher recorded validation PR-AUC
+    (average precision: the top of the ranking is what is acted on), and that figure is the
+    candidate's own on the validation rows."""
     df = churn.load_labelled(warehouse)
     version, fit, _ = churn.train_and_save(df, None, ChurnTrainConfig(**FAST), store)
     cands = fit.selection["candidates"]
-    best = max(cands, key=lambda m: cands[m]["validation_auc"])
+    best = max(cands, key=lambda m: cands[m]["validation_pr_auc"])
     assert fit.model_type == fit.selection["chosen"] == best
-    assert "validation AUC" in fit.selection["reason"]
+    assert f"validation PR-AUC {cands[best]['validation_pr_auc']:.4f}" in fit.selection["reason"]
 
 
 def test_auto_without_history_for_a_gap_says_so(warehouse, store):
@@ -349,7 +350,7 @@ def test_auto_records_the_candidates_in_the_asset_metadata(warehouse, store, mon
     assert _materialize(warehouse, store, instance).success
     md = instance.get_latest_materialization_event(dg.AssetKey("churn_model")).asset_materialization.metadata
     assert md["model_type"].value == "lgbm"
-    assert md["selection_reason"].value.startswith("lgbm: validation AUC")
+    assert md["selection_reason"].value.startswith("lgbm: validation PR-AUC")
     table = md["candidates"].value
     assert "lgbm (chosen)" in table and "| hazard_glm |" in table
     assert "validation_auc" in table and "holdout_auc" in table
