@@ -117,13 +117,7 @@ class FakeHubSpot(LoopbackServer):
         self._indexes: dict[tuple[str, bool], tuple[tuple, _Index]] = {}
         self._version = 0  # bumped by archive(); see _index for what else invalidates the index
         for link in associations or []:
-            self.associate(
-                link["fromObjectType"],
-                str(link["fromObjectId"]),
-                link["toObjectType"],
-                str(link["toObjectId"]),
-                link.get("associationTypes"),
-            )
+            self.associate_link(link)
 
     @classmethod
     def from_world(cls, root: str | Path, **kw: Any) -> FakeHubSpot:
@@ -140,15 +134,18 @@ class FakeHubSpot(LoopbackServer):
             with path.open("rb") as fh:
                 for line in fh:
                     if line.strip():
-                        link = json.loads(line)
-                        server.associate(
-                            link["fromObjectType"],
-                            str(link["fromObjectId"]),
-                            link["toObjectType"],
-                            str(link["toObjectId"]),
-                            link.get("associationTypes"),
-                        )
+                        server.associate_link(json.loads(line))
         return server
+
+    def associate_link(self, link: dict) -> None:
+        """:meth:`associate` from a link as the world's ``associations.jsonl`` holds it."""
+        self.associate(
+            link["fromObjectType"],
+            str(link["fromObjectId"]),
+            link["toObjectType"],
+            str(link["toObjectId"]),
+            link.get("associationTypes"),
+        )
 
     def associate(
         self, from_type: str, from_id: str, to_type: str, to_id: str, types: list[dict] | None = None
