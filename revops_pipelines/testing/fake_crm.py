@@ -49,7 +49,7 @@ class FakeHubSpot(LoopbackServer):
         self.tasks: dict[str, dict[str, Any]] = {}
         self.lose_replies = 0  # create the next N tasks but answer 502, as if the reply was lost
 
-    def handle(
+    def respond(
         self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
     ) -> Reply:
         if headers.get("authorization") != f"Bearer {self.token}":
@@ -111,7 +111,7 @@ class WebhookReceiver(LoopbackServer):
         self.secret = secret
         self.received: list[dict[str, Any]] = []
 
-    def handle(
+    def respond(
         self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
     ) -> Reply:
         if path != "/hooks/revops" or method != "POST":

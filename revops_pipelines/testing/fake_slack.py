@@ -36,7 +36,7 @@ class FakeSlack(LoopbackServer):
             return self.channels[ref]
         return ref if ref in self.messages else None
 
-    def handle(
+    def respond(
         self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
     ) -> Reply:
         if headers.get("authorization") != f"Bearer {self.token}":

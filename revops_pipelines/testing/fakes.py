@@ -221,6 +221,7 @@ class Request:
     headers: dict[str, str]
     body: Any
     at: float
+    raw: bytes = b""  # the body as received
 
 
 @dataclass
@@ -283,6 +284,12 @@ class LoopbackServer:
             def do_PATCH(self) -> None:  # noqa: N802
                 self._serve("PATCH")
 
+            def do_PUT(self) -> None:  # noqa: N802
+                self._serve("PUT")
+
+            def do_DELETE(self) -> None:  # noqa: N802
+                self._serve("DELETE")
+
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         httpd.daemon_threads = True
         if self._tls_cert:
@@ -344,7 +351,7 @@ class LoopbackServer:
                 body = None
         elif raw and "x-www-form-urlencoded" in ctype:
             body = {k: v[0] for k, v in parse_qs(body).items()}
-        req = Request(method, parts.path, parse_qs(parts.query), dict(h.headers.items()), body, now)
+        req = Request(method, parts.path, parse_qs(parts.query), dict(h.headers.items()), body, now, raw)
         with self._lock:
             self.log.append(req)
 
