@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from revops_pipelines.testing.fakes import JsonLines, LoopbackServer, Reply, Request
+from revops_pipelines.testing.fakes import JsonLines, LoopbackServer, Reply, Request, as_is, find_record
 
 MODIFIED = {"contacts": "lastmodifieddate"}  # every other object: hs_lastmodifieddate
 
@@ -64,10 +64,6 @@ def _epoch_ms(ts: str) -> int:
 
 
 _ms = functools.lru_cache(maxsize=1 << 18)(_epoch_ms)  # every search re-filters the same timestamps
-
-
-def _same(rec: dict) -> dict:
-    return rec
 
 
 # records of a type in search order as held (dicts or JsonLines lines), their modified ms, and what
@@ -195,16 +191,11 @@ class FakeHubSpot(LoopbackServer):
 
     def archive(self, object_id: str, at: str) -> None:
         """Delete a record the way HubSpot does: archived, gone from search, listed with archived=true."""
-        for recs in self.objects.values():
-            ids = (k[1] for k in recs.keys) if isinstance(recs, JsonLines) else (r["id"] for r in recs)
-            for i, rid in enumerate(ids):
-                if rid == object_id:
-                    r = recs[i]
-                    r.update(archived=True, archivedAt=at)
-                    recs[i] = r  # a JsonLines store keeps it as a new line
-                    self._version += 1
-                    return
-        raise KeyError(object_id)
+        recs, i = find_record(self.objects.values(), object_id, "id")
+        r = recs[i]
+        r.update(archived=True, archivedAt=at)
+        recs[i] = r  # a JsonLines store keeps it as a new line
+        self._version += 1
 
     def _index(self, object_type: str, archived: bool = False) -> _Index:
         """The (non-)archived records of a type sorted as search returns them (as held: dicts, or
@@ -228,7 +219,7 @@ class FakeHubSpot(LoopbackServer):
             def order(i: int) -> tuple[int, int, str, int]:
                 return keys[i][0], len(keys[i][1]), keys[i][1], i
         else:
-            items, prop, load = recs, modified_property(object_type), _same
+            items, prop, load = recs, modified_property(object_type), as_is
             chosen = [i for i, r in enumerate(recs) if bool(r.get("archived")) == archived]
 
             def order(i: int) -> tuple[int, int, str, int]:

@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from revops_pipelines.testing.fakes import JsonLines, LoopbackServer, Reply, Request
+from revops_pipelines.testing.fakes import JsonLines, LoopbackServer, Reply, Request, as_is, find_record
 
 SOQL = re.compile(
     r"^SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<obj>\w+)"
@@ -68,10 +68,6 @@ _US = timedelta(microseconds=1)
 def _us(ts: str) -> int:
     """A Salesforce/SOQL datetime as microseconds since the epoch (ordered as :func:`sf_time`)."""
     return (sf_time(ts) - _EPOCH) // _US
-
-
-def _same(rec: dict) -> dict:
-    return rec
 
 
 # what a query selects: object, fields, records in query order as held (dicts or JsonLines lines),
@@ -124,16 +120,8 @@ class FakeSalesforce(LoopbackServer):
         return cls(objects, copy=False, **kw)
 
     # ---- changes a user would make --------------------------------------------------------------
-    def _find(self, record_id: str) -> tuple[list[dict] | JsonLines, int]:
-        for recs in self.objects.values():
-            ids = (k[1] for k in recs.keys) if isinstance(recs, JsonLines) else (r["Id"] for r in recs)
-            for i, rid in enumerate(ids):
-                if rid == record_id:
-                    return recs, i
-        raise KeyError(record_id)
-
     def touch(self, record_id: str, at: datetime, **fields: Any) -> None:
-        recs, i = self._find(record_id)
+        recs, i = find_record(self.objects.values(), record_id, "Id")
         r = recs[i]
         r.update(fields)
         r["SystemModstamp"] = sf_stamp(at)
@@ -182,7 +170,7 @@ class FakeSalesforce(LoopbackServer):
             keys, items, load = recs.keys, recs.lines, recs.load
             order, stamps = self._order(obj, recs)
         else:  # records that tests may have changed in place: keyed afresh per query
-            keys, items, load = [_key(r) for r in recs], recs, _same
+            keys, items, load = [_key(r) for r in recs], recs, as_is
             order = sorted(range(len(keys)), key=lambda i: keys[i][:2])
             stamps = [keys[i][0] for i in order]
         start = bisect.bisect_left(stamps, _us(m.group("since"))) if m.group("since") else 0

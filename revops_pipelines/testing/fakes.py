@@ -185,6 +185,23 @@ class JsonLines(Sequence[dict]):
     __hash__ = None  # type: ignore[assignment]
 
 
+def as_is(rec: dict) -> dict:
+    """The reader of records held as dicts (a :class:`JsonLines` store's is :meth:`JsonLines.load`)."""
+    return rec
+
+
+def find_record(stores: Iterable[list[dict] | JsonLines], record_id: str, id_field: str) -> tuple[Any, int]:
+    """The store holding the record with ``record[id_field] == record_id`` and its position. A
+    :class:`JsonLines` store is searched on its keys, whose second item is the id (the stand-ins'
+    key functions put it there), so no record is parsed; ``KeyError`` when there is none."""
+    for recs in stores:
+        ids = (k[1] for k in recs.keys) if isinstance(recs, JsonLines) else (r[id_field] for r in recs)
+        for i, rid in enumerate(ids):
+            if rid == record_id:
+                return recs, i
+    raise KeyError(record_id)
+
+
 class JsonLinesById(dict):
     """Id -> a record kept as its JSON line, deflated (see :class:`JsonLines`), and parsed when
     read; a dict read from it is a copy (store a changed record back with ``by_id[key] = rec``)."""
